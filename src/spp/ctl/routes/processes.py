@@ -1,0 +1,26 @@
+"""``GET /v1/processes``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from spp.ctl.routes.deps import ControllerDep
+
+router = APIRouter(tags=["processes"])
+
+
+@router.get("/processes")
+async def get_processes(ctl: ControllerDep) -> list[dict[str, Any]]:
+    """Connected processes: ``[{"type":"primary"},{"type":"vf","client-id":1},...]``.
+
+    The primary comes first, then secondaries ordered by type and client id.
+    """
+    result: list[dict[str, Any]] = []
+    for key in ctl.processes():
+        entry: dict[str, Any] = {"type": key.kind}
+        if key.client_id is not None:
+            entry["client-id"] = key.client_id
+        result.append(entry)
+    return result
