@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything spp needs on a fresh Debian machine (idempotent, quiet when done before).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need_apt=()
+for cmd in ip:iproute2 tcpdump:tcpdump; do
+    command -v "${cmd%%:*}" >/dev/null 2>&1 || need_apt+=("${cmd##*:}")
+done
+if [ "${SPP_WITH_TESTPMD:-0}" = 1 ] && ! command -v dpdk-testpmd >/dev/null 2>&1; then
+    need_apt+=(dpdk-dev librte-net-af-packet23)
+fi
+if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need_apt[*]} (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import spp, numba, fastapi, scapy, pytest' >/dev/null 2>&1 \
+   || [ "$(python3 -c 'import spp, os; print(os.path.realpath(spp.__file__))' 2>/dev/null)" != "$(realpath src/spp/__init__.py)" ]; then
+    echo "installing spp and its Python dependencies (pip)"
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+fi

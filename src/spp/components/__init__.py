@@ -1,0 +1,1 @@
+"""Components: burst transforms (forward, merge, classifier, mirror)."""

@@ -1,0 +1,90 @@
+"""VLAN tag operations applied per port and direction (SPEC §3).
+
+``add`` pushes an 802.1Q tag with TCI ``(pcp << 13) | vid`` on an untagged frame, or
+rewrites the TCI of a tagged one; ``del`` strips the outer tag if present.  The tag
+is inserted into the buffer's headroom (no FCS is written, unlike the original).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+OP_NONE = 0
+OP_ADD = 1
+OP_DEL = 2
+TPID = 0x8100
+
+
+@dataclass(frozen=True)
+class VlanOp:
+    """A port's VLAN operation: ``none``, ``add`` (with ``vid``/``pcp``) or ``del``."""
+
+    operation: str = "none"
+    vid: int = 0
+    pcp: int = 0
+
+    def __post_init__(self) -> None:
+        if self.operation not in ("none", "add", "del"):
+            raise ValueError(f"vlan operation {self.operation!r}: expected add, del or none")
+        if not 0 <= self.vid <= 4095:
+            raise ValueError(f"VLAN id {self.vid} out of range: must be 0..4095")
+        if not 0 <= self.pcp <= 7:
+            raise ValueError(f"PCP {self.pcp} out of range: must be 0..7")
+
+    @property
+    def code(self) -> int:
+        return {"none": OP_NONE, "add": OP_ADD, "del": OP_DEL}[self.operation]
+
+    @property
+    def tci(self) -> int:
+        return (self.pcp << 13) | self.vid
+
+    def to_json(self) -> dict[str, object]:
+        return {"operation": self.operation, "id": self.vid, "pcp": self.pcp}
+
+
+NO_VLAN = VlanOp()
+
+
+@njit(cache=True, nogil=True)
+def apply_vlan(data: np.ndarray, meta: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int) -> int:
+    """Apply ``op`` to each frame of ``ids[:n]`` in place.
+
+    Returns how many frames could not be tagged (no headroom left, or a runt);
+    those are left unchanged (the caller decides whether that is a drop).
+    """
+    bad = 0
+    for i in range(n):
+        b = ids[i]
+        off = meta[b, 0]
+        ln = meta[b, 1]
+        if ln < 14:
+            bad += 1
+            continue
+        tagged = ln >= 18 and data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00
+        if op == 1:
+            if tagged:
+                data[b, off + 14] = (tci >> 8) & 0xFF
+                data[b, off + 15] = tci & 0xFF
+            else:
+                if off < 4:
+                    bad += 1
+                    continue
+                no = off - 4
+                for j in range(12):
+                    data[b, no + j] = data[b, off + j]
+                data[b, no + 12] = 0x81
+                data[b, no + 13] = 0x00
+                data[b, no + 14] = (tci >> 8) & 0xFF
+                data[b, no + 15] = tci & 0xFF
+                meta[b, 0] = no
+                meta[b, 1] = ln + 4
+        elif op == 2 and tagged:
+            for j in range(11, -1, -1):
+                data[b, off + 4 + j] = data[b, off + j]
+            meta[b, 0] = off + 4
+            meta[b, 1] = ln - 4
+    return bad

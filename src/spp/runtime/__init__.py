@@ -1,0 +1,1 @@
+"""Runtime: the shared data plane (pool, rings, counters) and the workers."""

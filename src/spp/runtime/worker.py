@@ -1,0 +1,297 @@
+"""Workers: one thread per core id, running the components assigned to it.
+
+A worker follows a :class:`WorkerPlan`, an immutable description of its components
+and their port attachments.  The control side builds a new plan and publishes it
+(:meth:`Worker.publish`); the worker adopts it between bursts, so it never sees half
+a change (validate, then swap).  Frames buffered for transmit survive a swap; those
+buffered for a port that the new plan no longer uses are sent to it first.
+
+Transmit is buffered per (component, tx port) and drains at ``BURST`` frames, when a
+poll received nothing, or ``DRAIN_NS`` after the first buffered frame, whichever is
+first.  Frames the port refuses are freed and counted on that port
+(``ring_full``/``tx_full``).
+
+When every component of a plan is a forward/merge over in-memory ports with no
+callbacks or VLAN operations, the worker runs :func:`native_run`, many bursts per
+call, instead of the Python loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spp.components.base import Component
+from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan
+from spp.ports.base import Port
+from spp.runtime.dataplane import Dataplane
+from spp.runtime.native_loop import native_run
+from spp.runtime.stats import REASON
+
+log = logging.getLogger(__name__)
+
+BURST = 32
+DRAIN_NS = 100_000
+NATIVE_ITERS = 256
+Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A port attached to a component in one direction, with its VLAN operation."""
+
+    port: Port
+    vlan: VlanOp = NO_VLAN
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    component: Component
+    rx: tuple[Attachment, ...] = ()
+    tx: tuple[Attachment, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return self.component.ready(len(self.rx), len(self.tx))
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    components: tuple[ComponentPlan, ...] = ()
+    generation: int = 0
+
+
+@dataclass
+class _TxBuffer:
+    port: Port
+    vlan: VlanOp
+    ids: np.ndarray = field(default_factory=lambda: np.empty(BURST * 8, np.int32))
+    count: int = 0
+    since: int = 0
+
+
+class _NativePlan:
+    """Arrays describing a plan to :func:`native_run`."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        comps = [c for c in plan.components if c.ready]
+        n = len(comps)
+        max_rx = max((len(c.rx) for c in comps), default=1) or 1
+        self.n_rx = np.array([len(c.rx) for c in comps], np.int64)
+        self.rx_kind = np.zeros((n, max_rx), np.int64)
+        self.rx_arg = np.zeros((n, max_rx), np.int64)
+        self.rx_slot = np.zeros((n, max_rx), np.int64)
+        self.tx_kind = np.zeros(n, np.int64)
+        self.tx_arg = np.zeros(n, np.int64)
+        self.tx_slot = np.zeros(n, np.int64)
+        for i, c in enumerate(comps):
+            for j, a in enumerate(c.rx):
+                self.rx_kind[i, j], self.rx_arg[i, j] = a.port.native()
+                self.rx_slot[i, j] = a.port.slot
+            self.tx_kind[i], self.tx_arg[i] = c.tx[0].port.native()
+            self.tx_slot[i] = c.tx[0].port.slot
+        self.txbuf = np.zeros((max(n, 1), BURST * 2), np.int32)
+        self.txcnt = np.zeros(max(n, 1), np.int64)
+
+    @staticmethod
+    def eligible(plan: WorkerPlan) -> bool:
+        for c in plan.components:
+            if not c.ready:
+                continue
+            if not c.component.native_mode:
+                return False
+            for a in (*c.rx, *c.tx):
+                if a.port.native()[0] == 0 or a.port.has_callbacks or a.vlan.code != OP_NONE:
+                    return False
+        return True
+
+
+def _pin(core: int) -> None:
+    try:
+        if core in os.sched_getaffinity(0):
+            os.sched_setaffinity(0, {core})  # 0: this thread only
+            return
+    except OSError:
+        pass
+    log.warning("core %d is not available on this host (cpus %s): worker not pinned",
+                core, sorted(os.sched_getaffinity(0)))
+
+
+class Worker:
+    """A worker thread for one core id.  ``start``, ``publish`` plans, ``stop``."""
+
+    def __init__(self, dp: Dataplane, core: int, *, clock: Clock = time.perf_counter_ns,
+                 pin: bool = True, idle_sleep: float = 0.0002) -> None:
+        self.dp = dp
+        self.core = core
+        self.clock = clock
+        self.pin = pin
+        self.idle_sleep = idle_sleep
+        self._plan = WorkerPlan()
+        self._adopted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"spp-worker-{core}", daemon=True)
+        self._txbufs: dict[tuple[int, int], _TxBuffer] = {}
+        self._scratch = np.empty(BURST, np.int32)
+        self._native: _NativePlan | None = None
+        self.error: BaseException | None = None
+        self.loops = 0
+
+    # -- control side ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def plan(self) -> WorkerPlan:
+        return self._plan
+
+    def publish(self, plan: WorkerPlan, *, wait: bool = True, timeout: float = 5.0) -> None:
+        """Hand ``plan`` to the worker; with ``wait``, return once it runs it."""
+        self._plan = plan
+        if wait and self._thread.is_alive():
+            deadline = time.monotonic() + timeout
+            while self._adopted != plan.generation and self._thread.is_alive():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"worker on core {self.core} did not adopt the new plan")
+                time.sleep(0.0005)
+        elif not self._thread.is_alive():
+            self._adopt(plan)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread after sending every buffered frame."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._flush_all(force=True)
+
+    # -- worker side ----------------------------------------------------------
+
+    def _adopt(self, plan: WorkerPlan) -> None:
+        keep: dict[tuple[int, int], _TxBuffer] = {}
+        for cp in plan.components:
+            for a in cp.tx:
+                key = (id(cp.component), id(a.port))
+                buf = self._txbufs.pop(key, None)
+                if buf is None:
+                    buf = _TxBuffer(a.port, a.vlan)
+                buf.vlan = a.vlan
+                keep[key] = buf
+        for buf in self._txbufs.values():  # attachments that went away: send what they hold
+            self._flush(buf)
+        self._txbufs = keep
+        self._native = _NativePlan(plan) if plan.components and _NativePlan.eligible(plan) else None
+        self._adopted = plan.generation
+
+    def _run(self) -> None:
+        if self.pin:
+            _pin(self.core)
+        current: WorkerPlan | None = None
+        idle = 0
+        try:
+            while not self._stop.is_set():
+                plan = self._plan
+                if plan is not current:
+                    self._adopt(plan)
+                    current = plan
+                self.loops += 1
+                if self._native is not None:
+                    got = self._run_native()
+                else:
+                    got = self._run_python(plan)
+                if got:
+                    idle = 0
+                else:
+                    idle += 1
+                    if idle > 8:
+                        time.sleep(self.idle_sleep)
+        except BaseException as e:  # report, never die silently
+            self.error = e
+            log.exception("worker on core %d failed", self.core)
+
+    def _run_native(self) -> int:
+        npn = self._native
+        assert npn is not None
+        dp = self.dp
+        return int(native_run(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.header, dp.ring_ctrl,
+                              dp.ring_slots, dp.stats, npn.n_rx, npn.rx_kind, npn.rx_arg, npn.rx_slot,
+                              npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.txbuf, npn.txcnt, NATIVE_ITERS,
+                              BURST, REASON["ring_full"], REASON["tx_full"]))
+
+    def _run_python(self, plan: WorkerPlan) -> int:
+        total = 0
+        dp = self.dp
+        bufs = self._scratch
+        for cp in plan.components:
+            if not cp.ready:
+                continue
+            comp = cp.component
+            for a in cp.rx:
+                k = a.port.rx_burst(bufs, BURST)
+                if k == 0:
+                    continue
+                total += k
+                if a.vlan.code != OP_NONE:
+                    bad = int(apply_vlan(dp.data, dp.meta, bufs, k, a.vlan.code, a.vlan.tci))
+                    if bad:
+                        a.port.count_error(bad)
+                ids, dst, m = comp.process(bufs, k, len(cp.tx))
+                if m:
+                    self._enqueue(cp, ids, dst, m)
+        self._flush_all(force=total == 0)
+        return total
+
+    def _enqueue(self, cp: ComponentPlan, ids: np.ndarray, dst: np.ndarray | None, m: int) -> None:
+        key0 = id(cp.component)
+        if dst is None:
+            self._append(self._txbufs[(key0, id(cp.tx[0].port))], ids[:m])
+            return
+        d = dst[:m]
+        for j, a in enumerate(cp.tx):
+            sel = ids[:m][d == j]
+            if len(sel):
+                self._append(self._txbufs[(key0, id(a.port))], sel)
+
+    def _append(self, buf: _TxBuffer, ids: np.ndarray) -> None:
+        pos = 0
+        while pos < len(ids):
+            if buf.count == 0:
+                buf.since = self.clock()
+            take = min(len(ids) - pos, len(buf.ids) - buf.count)
+            buf.ids[buf.count : buf.count + take] = ids[pos : pos + take]
+            buf.count += take
+            pos += take
+            if buf.count >= BURST:
+                self._flush(buf)
+
+    def _flush_all(self, force: bool) -> None:
+        now = self.clock()
+        for buf in self._txbufs.values():
+            if buf.count and (force or now - buf.since >= DRAIN_NS):
+                self._flush(buf)
+
+    def _flush(self, buf: _TxBuffer) -> None:
+        n = buf.count
+        if n == 0:
+            return
+        buf.count = 0
+        ids = buf.ids
+        port = buf.port
+        if buf.vlan.code != OP_NONE:
+            bad = int(apply_vlan(self.dp.data, self.dp.meta, ids, n, buf.vlan.code, buf.vlan.tci))
+            if bad:
+                port.count_error(bad)
+        k = port.tx_burst(ids, n) if not port.closed else 0
+        if k < n:
+            port.count_drop("link_down" if port.closed else port.full_reason, n - k)
+            self.dp.free(ids[k:n].copy(), n - k)
