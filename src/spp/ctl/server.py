@@ -119,8 +119,10 @@ class CtlConfig:
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (first address ``host`` resolves to)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, sock_type, proto, _, address = infos[0]
+    # proto must be IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY on accepted
+    # sockets only then, and Nagle's algorithm would add 40 ms to replies.
+    sock = socket.socket(family, sock_type, proto or socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
