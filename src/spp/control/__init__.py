@@ -1,0 +1,1 @@
+"""spp's processes and their control: the command language, the manager, spp-vf/spp-mirror."""

@@ -1,0 +1,576 @@
+"""``spp-primary``: owner of a stack's shared resources, and spp-ctl's primary.
+
+The primary creates the data plane of one ``--file-prefix`` (packet pool, rings,
+shared port counters; the phy interface names go into the stack's config, where
+the phy driver reads them), connects to spp-ctl's primary port as a TCP client
+(reconnecting with backoff) and answers spp-ctl's plain-text commands with JSON:
+
+``status``
+    ``{"results":[{"result":"success"}],"info":{...}}``; see :meth:`Primary.status_info`.
+``clear``
+    zero every port counter of the stack.
+``port add ring:N`` / ``port del ring:N``
+    mark ring N in use / drain it (its buffers go back to the pool) and mark it unused.
+``launch CLIENT_ID PROC_NAME JSON``
+    start ``spp-vf`` / ``spp-mirror`` (SPP's ``spp_vf`` / ``spp_mirror`` accepted)
+    with the client id, the secondary address of the body's ``app["-s"]``, the
+    stack's ``--file-prefix`` and the cores of ``eal["-l"]``.  Children are tracked
+    and reaped; they are stopped when the primary exits.
+``exit``
+    answer, stop launched children, remove the shared-memory segment, exit.
+
+Anything else gets an SPP error reply whose message lists the valid commands.
+SIGTERM and SIGINT behave like ``exit``.
+
+Both our own options and SPP's DPDK-style command line are accepted::
+
+    spp-primary -s 127.0.0.1:5555 --phy veth0,veth1 --file-prefix spp
+    spp_primary -l 0 -n 4 --file-prefix spp -- -p 0x03 -n 10 -s 127.0.0.1:5555 --phy veth0,veth1
+
+In the DPDK form, ``-n`` after ``--`` is the number of rings and ``-p`` a mask
+selecting phy interfaces from ``--phy`` (bit i selects the i-th one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import numpy as np
+
+from spp.ports.native import RING_ACTIVE
+from spp.ports.ring import active_rings, drain_ring
+from spp.runtime import ringcore
+from spp.runtime.dataplane import PORT_TYPES, Dataplane, Layout
+from spp.runtime.stats import row_to_dict
+
+LOG = logging.getLogger("spp.primary")
+
+VALID_COMMANDS: Final = (
+    "status",
+    "clear",
+    "port add ring:N",
+    "port del ring:N",
+    "launch CLIENT_ID PROC_NAME JSON",
+    "exit",
+)
+
+#: SPP's process names, and ours, to the kind of secondary they start.
+PROC_KINDS: Final[Mapping[str, str]] = {
+    "spp_vf": "vf",
+    "spp-vf": "vf",
+    "vf": "vf",
+    "spp_mirror": "mirror",
+    "spp-mirror": "mirror",
+    "mirror": "mirror",
+}
+DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {"vf": "spp-vf", "mirror": "spp-mirror"}
+DEFAULT_SECONDARY_PORT: Final = 6666
+RECV_SIZE: Final = 4096
+BACKOFF_MIN: Final = 0.1
+BACKOFF_MAX: Final = 2.0
+CHILD_STOP_TIMEOUT: Final = 5.0
+
+
+class CommandFailed(Exception):
+    """A command cannot be carried out; the message is sent back to spp-ctl."""
+
+
+def success(**extra: Any) -> dict[str, Any]:
+    """SPP's success reply, with extra top-level keys."""
+    return {"results": [{"result": "success"}], **extra}
+
+
+def error(message: str) -> dict[str, Any]:
+    """SPP's error reply carrying ``message``."""
+    return {"results": [{"result": "error", "error_details": {"message": message}}]}
+
+
+@dataclass
+class Child:
+    """A secondary the primary launched."""
+
+    kind: str
+    client_id: int
+    argv: list[str]
+    popen: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.time)
+    reaped: bool = False
+
+    @property
+    def alive(self) -> bool:
+        """True while the process runs (polling also reaps it)."""
+        return self.popen.poll() is None
+
+    def describe(self) -> dict[str, Any]:
+        """Status entry: kind, client id, pid, whether it runs, exit code, command line."""
+        code = self.popen.poll()
+        return {
+            "proc_name": self.kind,
+            "client_id": self.client_id,
+            "pid": self.popen.pid,
+            "alive": code is None,
+            "returncode": code,
+            "command": shlex.join(self.argv),
+        }
+
+
+def interface_exists(name: str) -> bool:
+    """True if the network interface ``name`` exists in this namespace."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def check_interfaces(names: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the first interface that does not exist."""
+    for name in names:
+        if not interface_exists(name):
+            known = ", ".join(n for _, n in socket.if_nameindex())
+            raise ValueError(f"--phy: no network interface {name!r} (interfaces here: {known})")
+
+
+def resolve_program(name: str) -> list[str]:
+    """The argv prefix that runs console script ``name`` (next to this Python first)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which(name)
+    if found is not None:
+        return [found]
+    raise CommandFailed(f"cannot launch: program {name!r} not found (is spp installed in this environment?)")
+
+
+class Primary:
+    """The primary's state and command handling (no I/O except launching).
+
+    ``dp`` is the data plane it owns; ``ctl_host`` the host of spp-ctl (used as
+    the default secondary address); ``programs`` maps a secondary kind
+    (``vf``/``mirror``) to the command that runs it (default: the ``spp-vf`` /
+    ``spp-mirror`` console scripts).  :meth:`handle` is thread-safe.
+    """
+
+    def __init__(
+        self,
+        dp: Dataplane,
+        *,
+        phy: Sequence[str] = (),
+        ctl_host: str = "127.0.0.1",
+        lcores: Sequence[int] = (0,),
+        programs: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.dp = dp
+        self.phy = list(phy)
+        self.ctl_host = ctl_host
+        self.lcores = list(lcores)
+        self.programs = {k: list(v) for k, v in (programs or {}).items()}
+        self.children: list[Child] = []
+        self.exit_requested = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- commands ---------------------------------------------------------------
+
+    def handle(self, command: str) -> dict[str, Any]:
+        """Answer one wire command with its JSON reply (never raises)."""
+        text = command.strip().strip("\x00").strip()
+        words = text.split()
+        with self._lock:
+            try:
+                if words == ["status"]:
+                    return success(info=self.status_info())
+                if words == ["clear"]:
+                    self.clear()
+                    return success()
+                if words == ["exit"]:
+                    self.exit_requested.set()
+                    return success()
+                if len(words) == 3 and words[0] == "port" and words[1] in ("add", "del"):
+                    self.port(words[1], words[2])
+                    return success()
+                if len(words) >= 3 and words[0] == "launch":
+                    _, cid, name, body = text.split(None, 3) if len(words) > 3 else (*words, "{}")
+                    self.launch(cid, name, body)
+                    return success()
+            except CommandFailed as exc:
+                LOG.info("%r failed: %s", text, exc)
+                return error(str(exc))
+            except Exception as exc:  # a bug must not kill the connection loop
+                LOG.exception("%r: internal error", text)
+                return error(f"internal error: {exc}")
+        return error(f"unknown command {text[:60]!r}; valid commands: {', '.join(VALID_COMMANDS)}")
+
+    def status_info(self) -> dict[str, Any]:
+        """The ``info`` object of the ``status`` reply.
+
+        ``lcores``; ``phy_ports`` (one entry per ``--phy`` interface:
+        ``port``, ``iface``, ``stats``); ``ring_ports`` (rings in use: ``port``,
+        ``count`` (frames waiting), ``size``, ``stats``); ``ports`` (other
+        ports with non-zero counters); ``pool`` (``n_bufs``, ``free``,
+        ``in_use``); ``processes`` (launched secondaries); ``file_prefix``.
+        ``stats`` follows the counter convention of SPEC section 3.
+        """
+        dp = self.dp
+        phy_ports = []
+        for i, iface in enumerate(self.phy):
+            phy_ports.append(
+                {"port": f"phy:{i}", "iface": iface, "stats": row_to_dict(dp.stats[dp.port_slot("phy", i)])}
+            )
+        ring_ports = []
+        for index in active_rings(dp):
+            ring_ports.append(
+                {
+                    "port": f"ring:{index}",
+                    "count": int(ringcore.ring_count(dp.ring_ctrl[index])),
+                    "size": dp.layout.ring_size,
+                    "stats": row_to_dict(dp.stats[dp.port_slot("ring", index)]),
+                }
+            )
+        others = []
+        for slot in np.nonzero(dp.stats.any(axis=1))[0]:
+            name = dp.slot_name(int(slot))
+            ptype = name.split(":")[0]
+            if ptype == "ring" or (ptype == "phy" and int(name.split(":")[1]) < len(self.phy)):
+                continue
+            others.append({"port": name, "stats": row_to_dict(dp.stats[int(slot)])})
+        free = dp.free_count
+        return {
+            "file_prefix": dp.prefix,
+            "lcores": list(self.lcores),
+            "phy_ports": phy_ports,
+            "ring_ports": ring_ports,
+            "ports": others,
+            "pool": {"n_bufs": dp.n_bufs, "free": free, "in_use": dp.n_bufs - free},
+            "processes": [child.describe() for child in self.children],
+        }
+
+    def clear(self) -> None:
+        """Zero every port counter of the stack."""
+        self.dp.stats[:] = 0
+
+    def port(self, action: str, spec: str) -> None:
+        """``port add ring:N`` marks ring N in use; ``port del ring:N`` drains it and marks it unused."""
+        ptype, _, num = spec.partition(":")
+        if ptype not in PORT_TYPES or not num.isdigit():
+            raise CommandFailed(f"invalid port {spec!r}: expected ring:N")
+        if ptype != "ring":
+            raise CommandFailed(f"the primary adds and deletes only ring:N ports, not {ptype!r}")
+        index = int(num)
+        try:
+            self.dp.check_ring(index)
+        except ValueError as exc:
+            raise CommandFailed(str(exc)) from None
+        ctrl = self.dp.ring_ctrl[index]
+        if action == "add":
+            ctrl[RING_ACTIVE] = 1
+            return
+        if not ctrl[RING_ACTIVE]:
+            raise CommandFailed(f"ring:{index} is not in use")
+        freed = drain_ring(self.dp, index)
+        ctrl[RING_ACTIVE] = 0
+        LOG.info("ring:%d deleted, %d waiting frames freed", index, freed)
+
+    def launch(self, client_id: str, proc_name: str, body_text: str) -> Child:
+        """Start secondary ``proc_name`` with ``client_id``; see the module docstring."""
+        try:
+            cid = int(client_id)
+        except ValueError:
+            raise CommandFailed(f"launch: client id must be an integer, got {client_id!r}") from None
+        kind = PROC_KINDS.get(proc_name)
+        if kind is None:
+            raise CommandFailed(f"launch: unknown process {proc_name!r}; use spp_vf or spp_mirror")
+        try:
+            body = json.loads(body_text)
+        except json.JSONDecodeError as exc:
+            raise CommandFailed(f"launch: body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise CommandFailed("launch: body must be a JSON object")
+        self.reap()
+        for child in self.children:
+            if child.kind == kind and child.client_id == cid and child.alive:
+                raise CommandFailed(f"launch: {kind} {cid} is already running (pid {child.popen.pid})")
+        argv = [*self._program(kind), *self.secondary_args(kind, cid, body)]
+        LOG.info("launching %s", shlex.join(argv))
+        try:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            raise CommandFailed(f"launch: cannot start {argv[0]}: {exc}") from None
+        child = Child(kind, cid, argv, popen)
+        self.children.append(child)
+        return child
+
+    def secondary_args(self, kind: str, client_id: int, body: Mapping[str, Any]) -> list[str]:
+        """The options passed to a launched secondary, from the launch body."""
+        app = body.get("app") if isinstance(body.get("app"), dict) else {}
+        eal = body.get("eal") if isinstance(body.get("eal"), dict) else {}
+        assert isinstance(app, dict) and isinstance(eal, dict)
+        server = app.get("-s") or f"{self.ctl_host}:{DEFAULT_SECONDARY_PORT}"
+        args = ["--client-id", str(client_id), "-s", str(server), "--file-prefix", self.dp.prefix]
+        cores = eal.get("-l")
+        if cores not in (None, ""):
+            args += ["-l", str(cores)]
+        copy = app.get("--copy")
+        if kind == "mirror" and copy not in (None, ""):
+            args += ["--copy", str(copy)]
+        return args
+
+    def _program(self, kind: str) -> list[str]:
+        if kind in self.programs:
+            return list(self.programs[kind])
+        return resolve_program(DEFAULT_PROGRAMS[kind])
+
+    # -- children -----------------------------------------------------------------
+
+    def reap(self) -> None:
+        """Collect exited children (they stay listed, with their exit code)."""
+        for child in self.children:
+            code = child.popen.poll()
+            if code is not None and not child.reaped:
+                LOG.info("%s %d (pid %d) exited with %d", child.kind, child.client_id, child.popen.pid, code)
+                child.reaped = True
+
+    def stop_children(self, timeout: float = CHILD_STOP_TIMEOUT) -> None:
+        """SIGTERM every running child, SIGKILL those still alive after ``timeout`` s."""
+        running = [c for c in self.children if c.alive]
+        for child in running:
+            with contextlib.suppress(ProcessLookupError):
+                child.popen.terminate()
+        deadline = time.monotonic() + timeout
+        for child in running:
+            try:
+                child.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                LOG.warning("%s %d did not stop; killing it", child.kind, child.client_id)
+                child.popen.kill()
+                child.popen.wait()
+
+
+# -- the connection to spp-ctl -------------------------------------------------------
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST[:PORT]`` → ``(host, port)``; ``ValueError`` says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(default_port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5555")
+    return host, int(port)
+
+
+def _receive_command(sock: socket.socket) -> bytes:
+    """One command: one read, continued while reads come back exactly full (SPP's reader)."""
+    data = sock.recv(RECV_SIZE)
+    chunk = data
+    while len(chunk) == RECV_SIZE:
+        sock.settimeout(0.05)
+        try:
+            chunk = sock.recv(RECV_SIZE)
+        except TimeoutError:
+            break
+        data += chunk
+        if not chunk:
+            break
+    return data
+
+
+def serve(primary: Primary, host: str, port: int, stop: threading.Event,
+          on_connect: Callable[[], None] | None = None) -> None:
+    """Connect to spp-ctl at ``host:port`` and answer commands until ``stop`` or ``exit``.
+
+    Reconnects with exponential backoff (0.1 s to 2 s) whenever the connection
+    cannot be made or drops.
+    """
+    backoff = BACKOFF_MIN
+    while not stop.is_set() and not primary.exit_requested.is_set():
+        try:
+            sock = socket.create_connection((host, port), timeout=2.0)
+        except OSError as exc:
+            LOG.debug("cannot reach spp-ctl at %s:%d (%s); retrying in %.1f s", host, port, exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+            continue
+        backoff = BACKOFF_MIN
+        LOG.info("connected to spp-ctl at %s:%d", host, port)
+        if on_connect is not None:
+            on_connect()
+        with sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while not stop.is_set():
+                sock.settimeout(0.2)
+                try:
+                    data = _receive_command(sock)
+                except TimeoutError:
+                    primary.reap()
+                    continue
+                except OSError as exc:
+                    LOG.warning("connection to spp-ctl lost: %s", exc)
+                    break
+                if not data:
+                    LOG.warning("spp-ctl closed the connection; reconnecting")
+                    break
+                reply = primary.handle(data.decode("ascii", errors="replace"))
+                try:
+                    sock.settimeout(5.0)
+                    sock.sendall(json.dumps(reply).encode() + b"\n")
+                except OSError as exc:
+                    LOG.warning("cannot answer spp-ctl: %s", exc)
+                    break
+                if primary.exit_requested.is_set():
+                    return
+
+
+# -- command line --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """The primary's settings, from either command-line form."""
+
+    server: tuple[str, int]
+    phy: list[str]
+    file_prefix: str
+    layout: Layout
+    lcores: list[int]
+    programs: dict[str, list[str]]
+    log_level: str
+
+
+def parse_cores(text: str) -> list[int]:
+    """``"0"``, ``"1,2"``, ``"1-3,5"`` → sorted core ids; ``ValueError`` explains bad text."""
+    cores: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.strip().partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"invalid core list {text!r}: expected e.g. 0 or 1,2 or 1-3")
+        cores.update(range(int(low), int(high if sep else low) + 1))
+    return sorted(cores)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser of our own options (the DPDK form is mapped onto them)."""
+    parser = argparse.ArgumentParser(
+        prog="spp-primary",
+        description="Own a stack's packet pool, rings and phy ports; answer spp-ctl.",
+    )
+    parser.add_argument("-s", "--server", default="127.0.0.1:5555", help="spp-ctl's primary address HOST:PORT")
+    parser.add_argument("--phy", action="append", default=[], help="interfaces for phy:0, phy:1, ... (comma list)")
+    parser.add_argument("--file-prefix", default="spp", help="name of the stack's shared memory (default: spp)")
+    parser.add_argument("--pool-size", type=int, default=Layout.n_bufs, help="packet buffers in the pool")
+    parser.add_argument("--rings", type=int, default=Layout.n_rings, help="number of rings")
+    parser.add_argument("--ring-size", type=int, default=Layout.ring_size, help="slots per ring (power of two)")
+    parser.add_argument("-l", "--lcores", default="0", help="cores of this process (reported in status)")
+    parser.add_argument("-p", "--portmask", default=None, help="DPDK-style mask selecting --phy interfaces")
+    parser.add_argument(
+        "--program", action="append", default=[], metavar="KIND=COMMAND",
+        help="command that runs secondaries of KIND (vf, mirror) on launch (default: spp-vf / spp-mirror)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    """Parse our options or SPP's ``EAL -- APP`` form; ``SystemExit(2)`` with a message on bad input."""
+    argv = list(argv)
+    parser = build_parser()
+    if "--" in argv:
+        cut = argv.index("--")
+        eal, app = argv[:cut], argv[cut + 1 :]
+        eal_parser = argparse.ArgumentParser(add_help=False)
+        eal_parser.add_argument("-l", dest="lcores")
+        eal_parser.add_argument("--file-prefix")
+        eal_known, _ = eal_parser.parse_known_args(eal)
+        # After "--", SPP's -n is the number of rings.
+        app = ["--rings" if a == "-n" else a for a in app]
+        extra = []
+        if eal_known.lcores:
+            extra += ["-l", eal_known.lcores]
+        if eal_known.file_prefix:
+            extra += ["--file-prefix", eal_known.file_prefix]
+        args = parser.parse_args([*extra, *app])
+    else:
+        args = parser.parse_args(argv)
+    try:
+        server = parse_address(args.server, 5555)
+        lcores = parse_cores(args.lcores)
+    except ValueError as exc:
+        parser.error(str(exc))
+    phy = [name for item in args.phy for name in item.split(",") if name]
+    if args.portmask is not None:
+        try:
+            mask = int(args.portmask, 0)
+        except ValueError:
+            parser.error(f"-p {args.portmask!r}: expected a port mask such as 0x03")
+        if mask >> len(phy):
+            parser.error(f"-p {args.portmask}: selects {mask.bit_length()} ports but --phy names {len(phy)}")
+        phy = [name for i, name in enumerate(phy) if mask >> i & 1]
+    programs: dict[str, list[str]] = {}
+    for item in args.program:
+        kind, sep, command = item.partition("=")
+        if not sep or kind not in DEFAULT_PROGRAMS or not command.strip():
+            parser.error(f"--program {item!r}: expected vf=COMMAND or mirror=COMMAND")
+        programs[kind] = shlex.split(command)
+    layout = Layout(n_bufs=args.pool_size, n_rings=args.rings, ring_size=args.ring_size)
+    try:
+        layout.check()
+    except ValueError as exc:
+        parser.error(str(exc))
+    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the primary until ``exit``, SIGTERM or SIGINT; return the exit status."""
+    opts = parse_options(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=opts.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        check_interfaces(opts.phy)
+    except ValueError as exc:
+        print(f"spp-primary: {exc}", file=sys.stderr)
+        return 2
+    try:
+        dp = Dataplane.create(opts.file_prefix, opts.layout, config={"phy": opts.phy})
+    except (FileExistsError, ValueError, OSError) as exc:
+        print(f"spp-primary: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        LOG.info("signal %d: shutting down", signum)
+        stop.set()
+
+    primary = Primary(dp, phy=opts.phy, ctl_host=opts.server[0], lcores=opts.lcores, programs=opts.programs)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    LOG.info(
+        "stack %r: %d buffers, %d rings of %d, phy %s; spp-ctl at %s:%d",
+        opts.file_prefix, dp.n_bufs, opts.layout.n_rings, opts.layout.ring_size,
+        opts.phy or "none", *opts.server,
+    )
+    try:
+        serve(primary, *opts.server, stop)
+    finally:
+        primary.stop_children()
+        dp.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        LOG.info("stack %r removed; bye", opts.file_prefix)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
