@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -74,8 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.error("cannot listen on %s: %s", args.bind_addr, exc)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(service.run())
+        asyncio.run(_serve(service))
     return 0
+
+
+async def _serve(service: CtlService) -> None:
+    """Run ``service``; SIGINT and SIGTERM stop it cleanly (exit status 0)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, service.stop)
+    await service.run()
 
 
 if __name__ == "__main__":
