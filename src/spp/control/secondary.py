@@ -1,0 +1,246 @@
+"""``spp-vf`` and ``spp-mirror``: the secondary processes.
+
+::
+
+    spp-vf --client-id N -s HOST:PORT [-l CORES] [--file-prefix NAME]
+    spp-mirror --client-id N -s HOST:PORT [-l CORES] [--file-prefix NAME] [--copy shallow|deep]
+    spp_vf -l 0,1,2 -n 4 --proc-type secondary -- --client-id 1 -s 127.0.0.1:6666   # DPDK style
+
+In the DPDK style, arguments before ``--`` are EAL arguments: ``-l`` and
+``--file-prefix`` are taken from them, the others are ignored.  The process
+attaches to the data plane of ``--file-prefix`` (spp-primary must be running),
+connects to spp-ctl as a TCP client, answers the ``_get_client_id`` handshake, then
+reads one command per ``recv`` and answers each with one JSON reply ending in
+``\\n`` (:meth:`~spp.control.manager.Manager.execute`).  When the connection
+drops it reconnects with backoff, keeping its state.  ``exit``, SIGTERM and
+SIGINT stop it cleanly: workers stopped, buffered frames sent, ports closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import select
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spp.control.commands import ProcessType, tokenize
+from spp.control.manager import Manager, error_reply, parse_cores, success
+from spp.runtime.dataplane import Dataplane
+
+log = logging.getLogger("spp.secondary")
+
+GET_CLIENT_ID = "_get_client_id"
+RECV_SIZE = 4096
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 2.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Parsed command line of a secondary."""
+
+    process: ProcessType
+    client_id: int
+    host: str
+    port: int
+    cores: list[int] | None
+    file_prefix: str
+    copy: str
+    log_level: str
+    pin: bool
+
+
+def _server(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"invalid server {text!r}: expected HOST:PORT, e.g. 127.0.0.1:6666")
+    return host, int(port)
+
+
+def _cores(text: str) -> list[int]:
+    try:
+        return parse_cores(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _client_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid client id {text!r}: expected a non-negative integer")
+    return int(text)
+
+
+def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
+    """Parse both invocation styles (see the module docstring)."""
+    args = list(argv)
+    eal: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        eal, args = args[:cut], args[cut + 1 :]
+    eal_parser = argparse.ArgumentParser(add_help=False, prog=f"spp-{process} (EAL arguments)")
+    eal_parser.add_argument("-l", "--lcores", type=_cores, default=None)
+    eal_parser.add_argument("--file-prefix", default=None)
+    eal_ns, _ignored = eal_parser.parse_known_args(eal)
+
+    parser = argparse.ArgumentParser(prog=f"spp-{process}", description=f"spp's {process} secondary process")
+    parser.add_argument("--client-id", type=_client_id, required=True, help="client id (the N of 'vf N;')")
+    parser.add_argument("-s", "--server", type=_server, default=("127.0.0.1", 6666),
+                        help="spp-ctl's secondary port HOST:PORT (default 127.0.0.1:6666)")
+    parser.add_argument("-l", "--lcores", type=_cores, default=None,
+                        help="core list, e.g. 2-6; the first is the master lcore (default: every CPU)")
+    parser.add_argument("--file-prefix", default=None, help="data plane name, as given to spp-primary (default spp)")
+    if process == "mirror":
+        parser.add_argument("--copy", choices=("shallow", "deep"), default="shallow",
+                            help="mirror copies share the buffer (shallow, default) or copy the frame (deep)")
+    parser.add_argument("--vhost-client", action="store_true", help="accepted for SPP compatibility; ignored")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin worker threads to their cores")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    ns = parser.parse_args(args)
+    host, port = ns.server
+    return Options(
+        process=process,
+        client_id=ns.client_id,
+        host=host,
+        port=port,
+        cores=ns.lcores if ns.lcores is not None else eal_ns.lcores,
+        file_prefix=ns.file_prefix or eal_ns.file_prefix or "spp",
+        copy=getattr(ns, "copy", "shallow"),
+        log_level=ns.log_level,
+        pin=not ns.no_pin,
+    )
+
+
+class SecondaryClient:
+    """The TCP client side of a secondary: connect, handshake, serve commands, reconnect."""
+
+    def __init__(self, manager: Manager, host: str, port: int, stop: threading.Event) -> None:
+        self.manager = manager
+        self.host = host
+        self.port = port
+        self.stop = stop
+
+    def run(self) -> None:
+        """Serve until ``exit`` or ``stop`` is set."""
+        backoff = BACKOFF_MIN
+        warned = False
+        while not self.stop.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=2.0)
+            except OSError as e:
+                (log.debug if warned else log.warning)("cannot reach spp-ctl at %s:%d (%s); retrying",
+                                                       self.host, self.port, e)
+                warned = True
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            log.info("connected to spp-ctl at %s:%d", self.host, self.port)
+            backoff = BACKOFF_MIN
+            warned = False
+            try:
+                sock.settimeout(None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._serve(sock):
+                    return
+            except OSError as e:
+                log.warning("connection to spp-ctl lost (%s); reconnecting", e)
+            finally:
+                sock.close()
+            self.stop.wait(BACKOFF_MIN)
+
+    def _serve(self, sock: socket.socket) -> bool:
+        """Answer commands on ``sock``; True once ``exit`` was answered."""
+        while not self.stop.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.2)
+            if not ready:
+                continue
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                log.warning("spp-ctl closed the connection; reconnecting")
+                return False
+            line = data.decode("ascii", errors="replace").strip("\0\r\n\t ")
+            if not line:
+                continue
+            if tokenize(line) == ["exit"]:
+                self._send(sock, success())
+                log.info("exit requested by spp-ctl")
+                self.manager.exit()
+                return True
+            self._send(sock, self.answer(line))
+        return False
+
+    def answer(self, line: str) -> dict[str, Any]:
+        """The reply to one command line (the handshake included)."""
+        m = self.manager
+        if line == GET_CLIENT_ID:
+            return success(client_id=m.client_id, process_type=m.process)
+        try:
+            reply = m.execute(line)
+        except Exception as e:  # a bug, not bad input: answer, log, keep serving
+            log.error("internal error on %r: %s", line, e, exc_info=log.isEnabledFor(logging.DEBUG))
+            return error_reply(f"internal error: {e}")
+        if reply["results"][0]["result"] != "success":
+            log.info("command %r rejected: %s", line, reply["results"][0]["error_details"]["message"])
+        else:
+            log.debug("command %r done", line)
+        return reply
+
+    @staticmethod
+    def _send(sock: socket.socket, reply: dict[str, Any]) -> None:
+        sock.sendall((json.dumps(reply, separators=(",", ":")) + "\n").encode())
+
+
+def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
+    """Run a secondary until ``exit`` or a signal; return the exit status."""
+    opts = parse_args(process, sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(stream=sys.stderr, level=opts.log_level,
+                        format=f"%(asctime)s %(levelname)s spp-{process}[{opts.client_id}]: %(message)s")
+    try:
+        dp = Dataplane.attach(opts.file_prefix)
+    except (OSError, RuntimeError, ValueError) as e:
+        log.error("cannot attach to the data plane %r: %s", opts.file_prefix, e)
+        return 1
+    try:
+        manager = Manager(dp, process=process, client_id=opts.client_id, cores=opts.cores,
+                          options={"copy": opts.copy}, pin=opts.pin)
+    except ValueError as e:
+        log.error("%s", e)
+        dp.close()
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s received: exiting", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
+             ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
+    try:
+        SecondaryClient(manager, opts.host, opts.port, stop).run()
+    finally:
+        manager.exit()
+        dp.close()
+    log.info("spp-%s %d stopped", process, opts.client_id)
+    return 0
+
+
+def main_vf(argv: Sequence[str] | None = None) -> int:
+    """Console script ``spp-vf``."""
+    return run("vf", argv)
+
+
+def main_mirror(argv: Sequence[str] | None = None) -> int:
+    """Console script ``spp-mirror``."""
+    return run("mirror", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main_vf())
