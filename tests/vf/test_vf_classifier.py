@@ -1,0 +1,176 @@
+"""The classifier's lookup order (SPEC §3), first on the compiled burst function, then through a worker."""
+
+from __future__ import annotations
+
+import numpy as np
+from vf_helpers import MAC_A, MAC_B, MAC_X, make_manager, ok
+
+from spp.components.classifier import Classifier, build_table
+from spp.runtime.dataplane import Dataplane
+from spp.runtime.stats import REASON
+from spp.testing import wait_for
+from spp.testing.packets import BROADCAST, frame_number, numbered
+
+MCAST = "01:00:5e:00:00:01"
+
+
+def mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def run(dp: Dataplane, table: list[tuple[int | None, int, int]], frames: list[bytes], n_tx: int = 4
+        ) -> tuple[list[tuple[int, int]], Classifier, np.ndarray]:
+    """Classify ``frames``; return ``[(buffer index in input, tx)]``, the classifier, the input ids.
+
+    The caller must free the outputs (``free_outputs``).
+    """
+    c = Classifier(dp, "c", 1).with_table(build_table(table))
+    ids = np.zeros(len(frames), np.int32)
+    assert dp.alloc(ids) == len(frames)
+    for b, f in zip(ids, frames, strict=True):
+        dp.write_frame(int(b), f)
+    given = ids.copy()
+    out, dst, m = c.process(ids, len(frames), n_tx)
+    assert dst is not None
+    pos = {int(b): i for i, b in enumerate(given)}
+    result = [(pos[int(out[i])], int(dst[i])) for i in range(m)]
+    c._pending = out[:m].copy()  # type: ignore[attr-defined]
+    return result, c, given
+
+
+def free_outputs(dp: Dataplane, c: Classifier) -> None:
+    pending = c._pending  # type: ignore[attr-defined]
+    dp.free(pending, len(pending))
+
+
+def test_hit_default_and_no_route(dp: Dataplane) -> None:
+    table = [(None, mac(MAC_A), 0), (None, mac(MAC_B), 1)]
+    res, c, _ = run(dp, table, [numbered(0, MAC_A), numbered(1, MAC_B), numbered(2, MAC_X)])
+    assert res == [(0, 0), (1, 1)]  # MAC_X: unicast miss, no default: dropped
+    assert c.stats_dict() == {"drops": {"no_route": 1}}
+    free_outputs(dp, c)
+    res, c, _ = run(dp, [*table, (None, -1, 2)], [numbered(2, MAC_X)])
+    assert res == [(0, 2)]
+    free_outputs(dp, c)
+
+
+def test_multicast_address_added_is_an_exact_hit(dp: Dataplane) -> None:
+    table = [(None, mac(MAC_A), 0), (None, mac(MCAST), 1), (None, -1, 2)]
+    res, c, _ = run(dp, table, [numbered(0, MCAST), numbered(1, "01:00:5e:00:00:02")])
+    # the added group goes to its port only; another group floods to every port (default included)
+    assert res == [(0, 1), (1, 0), (1, 1), (1, 2)]
+    free_outputs(dp, c)
+
+
+def test_broadcast_flood_shares_the_buffer(dp: Dataplane) -> None:
+    table = [(None, mac(MAC_A), 0), (None, mac(MAC_B), 1), (None, mac("52:54:00:00:00:07"), 1), (None, -1, 2)]
+    free_before = dp.free_count
+    res, c, given = run(dp, table, [numbered(0, BROADCAST)])
+    assert res == [(0, 0), (0, 1), (0, 2)]  # each port once
+    assert int(dp.refcnt[given[0]]) == 3  # one buffer, three references: no copy was made
+    assert dp.free_count == free_before - 1
+    free_outputs(dp, c)
+
+
+def test_default_is_a_flag_not_an_address(dp: Dataplane) -> None:
+    # the all-zero and all-ones addresses can be registered next to a default
+    table = [(None, 0, 0), (None, mac(BROADCAST), 1), (None, -1, 2)]
+    res, c, _ = run(dp, table, [numbered(0, "00:00:00:00:00:00"), numbered(1, BROADCAST), numbered(2, MAC_X)])
+    assert res == [(0, 0), (1, 1), (2, 2)]
+    free_outputs(dp, c)
+
+
+def test_vlan_tables(dp: Dataplane) -> None:
+    table = [
+        (None, mac(MAC_A), 0), (None, -1, 3),  # untagged table
+        (101, mac(MAC_A), 1), (101, -1, 2),  # VLAN 101
+        (102, mac(MAC_B), 1),  # VLAN 102, no default
+    ]
+    frames = [
+        numbered(0, MAC_A, vlan=101),  # hit in 101
+        numbered(1, MAC_X, vlan=101),  # miss → 101's default
+        numbered(2, MAC_X, vlan=102),  # miss, no 102 default → untagged default
+        numbered(3, MAC_X, vlan=7),  # no table for 7 → untagged default
+        numbered(4, MAC_B, vlan=7),  # likewise, even though MAC_B is known in 102
+        numbered(5, MAC_A),  # untagged hit
+        numbered(6, BROADCAST, vlan=101),  # flood: 101's ports (1, 2) + untagged default (3)
+        numbered(7, BROADCAST, vlan=102),  # flood: 102's port 1 + untagged default 3
+    ]
+    res, c, _ = run(dp, table, frames)
+    assert res == [(0, 1), (1, 2), (2, 3), (3, 3), (4, 3), (5, 0), (6, 1), (6, 2), (6, 3), (7, 1), (7, 3)]
+    free_outputs(dp, c)
+
+
+def test_vlan_4095_is_not_the_untagged_table(dp: Dataplane) -> None:
+    table = [(4095, mac(MAC_A), 0), (None, mac(MAC_B), 1)]
+    frames = [numbered(0, MAC_A, vlan=4095), numbered(1, MAC_A), numbered(2, MAC_B, vlan=4095), numbered(3, MAC_B)]
+    res, c, _ = run(dp, table, frames)
+    assert res == [(0, 0), (3, 1)]
+    assert c.stats_dict() == {"drops": {"no_route": 2}}
+    free_outputs(dp, c)
+
+
+def test_no_table_and_no_untagged_default_drops(dp: Dataplane) -> None:
+    res, c, _ = run(dp, [(101, -1, 0)], [numbered(0, MAC_A, vlan=5), numbered(1, MAC_A)])
+    assert res == []
+    assert c.stats_dict() == {"drops": {"no_route": 2}}
+
+
+def test_runts_are_counted(dp: Dataplane) -> None:
+    frames = [b"\x01" * 14, numbered(0, MAC_A)[:12] + b"\x81\x00\x00"]
+    c = Classifier(dp, "c", 1).with_table(build_table([(None, -1, 0)]))
+    ids = np.zeros(2, np.int32)
+    dp.alloc(ids)
+    dp.write_frame(int(ids[0]), frames[0][:13])
+    dp.write_frame(int(ids[1]), frames[1])
+    _, _, m = c.process(ids, 2, 1)
+    assert m == 0
+    assert int(c.drops[REASON["runt"]]) == 2
+
+
+def test_many_entries_per_port_and_vlan(dp: Dataplane) -> None:
+    macs = [0x020000000000 + i for i in range(3000)]
+    table = [(i % 3 or None, a, i % 4) for i, a in enumerate(macs)]
+    c = Classifier(dp, "c", 1).with_table(build_table(table))
+    frames = [numbered(i, ":".join(f"{(a >> s) & 0xFF:02x}" for s in range(40, -8, -8)),
+                       vlan=(i % 3 or None)) for i, a in enumerate(macs)]
+    got: list[tuple[int, int]] = []
+    for start in range(0, len(frames), 32):
+        chunk = frames[start : start + 32]
+        ids = np.zeros(len(chunk), np.int32)
+        assert dp.alloc(ids) == len(chunk)
+        for b, f in zip(ids, chunk, strict=True):
+            dp.write_frame(int(b), f)
+        out, dst, m = c.process(ids, len(chunk), 4)
+        assert dst is not None
+        got.extend((frame_number(dp.frame(int(out[i]))), int(dst[i])) for i in range(m))
+        dp.free(out[:m].copy(), m)
+    assert got == [(i, i % 4) for i in range(len(macs))]
+
+
+def test_through_the_worker_counts_add_up(dp: Dataplane) -> None:
+    m, mem = make_manager(dp)
+    try:
+        ok(m, "component start cls 1 classifier",
+           "port add pcap:0 rx cls", "port add pcap:1 tx cls", "port add pcap:2 tx cls", "port add pcap:3 tx cls",
+           f"classifier_table add mac {MAC_A} pcap:1",
+           f"classifier_table add mac {MAC_B} pcap:2",
+           "classifier_table add vlan 101 default pcap:3")
+        frames = [numbered(0, MAC_A), numbered(1, MAC_B), numbered(2, MAC_X), numbered(3, BROADCAST),
+                  numbered(4, MAC_X, vlan=101), b"\x00" * 10]
+        mem[0].inject(frames * 50)
+        wait_for(lambda: len(mem[1].sent) + len(mem[2].sent) + len(mem[3].sent) == 50 * 5, timeout=60)
+        assert sorted(frame_number(f) for f in mem[1].sent) == [0] * 50 + [3] * 50
+        assert sorted(frame_number(f) for f in mem[2].sent) == [1] * 50 + [3] * 50
+        assert sorted(frame_number(f) for f in mem[3].sent) == [4] * 50
+        info = m.status()
+        cls = info["core"][0]
+        assert cls["stats"] == {"drops": {"no_route": 50}}
+        assert cls["rx_port"][0]["stats"]["drops"] == {"runt": 50}
+        assert cls["rx_port"][0]["stats"]["rx_packets"] == 250
+        # in = out + drops, where the 50 broadcasts went out twice (one extra copy each)
+        out = sum(p["stats"]["tx_packets"] for p in cls["tx_port"])
+        extra_copies = 50
+        assert cls["rx_port"][0]["stats"]["rx_packets"] == out - extra_copies + cls["stats"]["drops"]["no_route"]
+    finally:
+        m.exit()
