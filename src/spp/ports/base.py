@@ -101,14 +101,22 @@ class Port(ABC):
         return k
 
     def tx_burst(self, bufs: np.ndarray, n: int) -> int:
-        """Offer ``bufs[:n]``; return how many the port took (a prefix)."""
+        """Offer ``bufs[:n]``; return how many the port took (a prefix).
+
+        Frames a tx callback removed count as taken (the callback owns them), so the
+        refused remainder is moved to the end, ``bufs[k:n]``, where the caller looks.
+        """
+        n0 = n
         for cb in self._tx_cbs:
             if n == 0:
-                return 0
+                return n0
             n = cb(self, bufs, n)
         if n == 0:
-            return 0
-        return self._tx(bufs, n)
+            return n0
+        k = self._tx(bufs, n)
+        if n < n0 and k < n:
+            bufs[n0 - (n - k) : n0] = bufs[k:n].copy()
+        return k + (n0 - n)
 
     @abstractmethod
     def _rx(self, bufs: np.ndarray, n: int) -> int:

@@ -1,0 +1,603 @@
+"""``phy:N`` — a Linux network interface through AF_PACKET with memory-mapped rings.
+
+Which interface: option ``iface=NAME`` if given, else entry ``N`` of the primary's
+interface list ``dp.config()["phy"]`` (spp-primary ``--phy veth0,veth1`` writes it).
+
+Receive uses a **TPACKET_V3** ring (blocks of frames the kernel hands over whole): a
+compiled loop walks the ready blocks, copies each frame into a fresh pool buffer and
+returns each block to the kernel once every frame in it was consumed (a burst may end
+in the middle of a block; the position is kept).  A block is handed over when full or
+after ``RETIRE_MS`` of quiet, which bounds the latency at low rates.  On veth the
+kernel takes the 802.1Q tag out of the frame into the ring header; the loop puts it
+back in front of the EtherType (using the buffer's headroom) and records the TCI in
+``meta[M_TCI]``.
+
+Transmit uses a second socket with a **TPACKET_V2** tx ring (bypassing the qdisc):
+the loop copies frames into free slots in ring order (the slot index wraps like the
+kernel's), marks them ``TP_STATUS_SEND_REQUEST``, and one non-blocking ``send`` per
+burst tells the kernel to transmit them.  A slot the kernel has not finished sending
+stops the burst: ``tx_burst`` returns the accepted prefix and the caller counts the
+rest as ``tx_full``.  The rx socket sets ``PACKET_IGNORE_OUTGOING``, so what we send
+is not received back.
+
+Accounting (every lost frame is counted once, on this port's row):
+
+* rx: frame < 14 bytes → ``runt``; longer than ``DATA_ROOM`` (with a restored tag) or
+  truncated by the ring → ``too_long``; no free buffer → ``nombuf`` (the frame is
+  consumed so the ring keeps moving); frames the kernel dropped because our rx ring was
+  full (``PACKET_STATISTICS``, read at most every 0.5 s and on close) → ``ring_full``.
+* tx: runt → ``runt``; longer than MTU + 14 (+4 for a tagged frame) → ``too_long``;
+  these are *accepted* (the port takes, frees and counts them) so a bad frame cannot
+  block the frames behind it.
+* link: when the interface is down or deleted, rx returns 0 and tx **accepts** the
+  burst, frees it and counts ``link_down`` (decision: a dead link must not back-pressure
+  the caller's buffers, and the caller's ``tx_full`` would misname the cause).
+  Frames still waiting in the rx ring when the interface disappears are counted
+  ``link_down`` too.  The link is checked at most every 0.5 s (``if_nametoindex`` +
+  ``SIOCGIFFLAGS``, two cheap syscalls) and immediately when a send fails; a deleted
+  interface that comes back (same name) is reopened.  :meth:`PhyPort.describe` says
+  ``"link": "up" | "down" | "gone"``.
+
+Multi-queue: every socket spp opens on an interface joins the ``PACKET_FANOUT`` group
+``ifindex & 0xffff`` in hash mode, so ``phy:0``, ``phy:0nq1``, ... (in one process or
+several) split the received traffic by flow hash, like the rx queues of a NIC; each
+queue has its own tx ring.  Counters are per ``phy:N`` (all queues add to one row).
+Pass ``fanout=False`` to receive everything on one socket regardless of others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import mmap
+import socket
+import struct
+import threading
+import time
+from typing import Any, Final
+
+import numpy as np
+from numba import njit
+
+from spp.ports.base import Port, PortError, PortId, register_driver
+from spp.runtime.atomics import load_acquire, store_release
+from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
+from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+
+# --- Linux ABI (linux/if_packet.h) ---------------------------------------------
+ETH_P_ALL: Final = 0x0003
+SOL_PACKET: Final = 263
+PACKET_RX_RING: Final = 5
+PACKET_STATISTICS: Final = 6
+PACKET_VERSION: Final = 10
+PACKET_TX_RING: Final = 13
+PACKET_LOSS: Final = 14
+PACKET_FANOUT: Final = 18
+PACKET_QDISC_BYPASS: Final = 20
+PACKET_IGNORE_OUTGOING: Final = 23
+TPACKET_V2: Final = 1
+TPACKET_V3: Final = 2
+PACKET_FANOUT_HASH: Final = 0
+SIOCGIFFLAGS: Final = 0x8913
+IFF_UP: Final = 0x1
+IFF_RUNNING: Final = 0x40
+
+TP_STATUS_USER: Final = 0x1
+TP_STATUS_VLAN_VALID: Final = 0x10
+TP_STATUS_VLAN_TPID_VALID: Final = 0x40
+TP_STATUS_AVAILABLE: Final = 0
+TP_STATUS_SEND_REQUEST: Final = 1
+TP_STATUS_WRONG_FORMAT: Final = 4
+#: Where a TPACKET_V2 tx frame's data starts in its slot (TPACKET2_HDRLEN - sizeof(sockaddr_ll)).
+TX_DATA_OFF: Final = 32
+
+# --- ring geometry ----------------------------------------------------------------
+RX_BLOCK_SIZE: Final = 1 << 17
+RX_BLOCKS: Final = 32
+RX_FRAME_SIZE: Final = 2048  # only sizes tp_frame_nr for V3
+RETIRE_MS: Final = 2
+TX_FRAME_SIZE: Final = 2304  # 16 slots = 9 pages; room for DATA_ROOM + header
+TX_BLOCK_SIZE: Final = TX_FRAME_SIZE * 16
+TX_BLOCKS: Final = 32
+CHECK_INTERVAL: Final = 0.5
+
+_RUNT: Final = REASON["runt"]
+_TOO_LONG: Final = REASON["too_long"]
+_NOMBUF: Final = REASON["nombuf"]
+
+
+# --- compiled ring walks ----------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def v3_rx(r8: np.ndarray, r16: np.ndarray, r32: np.ndarray, st: np.ndarray, bsize: int, bnr: int,
+          pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray,
+          data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
+    """Move up to ``n`` frames from a TPACKET_V3 rx ring into fresh buffers ``out[:k]``; return ``k``.
+
+    ``st`` = [block, frame index in block, byte offset of that frame in the block].
+    Rejected frames are consumed and counted on ``stats[slot]`` (runt, too_long, nombuf).
+    """
+    blk = st[0]
+    idx = st[1]
+    off = st[2]
+    # Count what is ready (whole blocks owned by us), at most n.
+    avail = 0
+    b = blk
+    seen = 0
+    while avail < n and seen < bnr:
+        w = b * bsize // 4
+        if load_acquire(r32, w + 2) & TP_STATUS_USER == 0:
+            break
+        num = r32[w + 3]
+        if seen == 0:
+            avail += num - idx
+        else:
+            avail += num
+        if num == 0 and seen == 0:
+            # An empty block handed to us (should not happen): give it straight back.
+            store_release(r32, w + 2, 0)
+            blk = (blk + 1) % bnr
+            idx = 0
+            off = 0
+            b = blk
+            continue
+        seen += 1
+        b = (b + 1) % bnr
+    if avail <= 0:
+        st[0] = blk
+        st[1] = idx
+        st[2] = off
+        return 0
+    want = min(avail, n)
+    got = pool_alloc(pctrl, pslots, refcnt, meta, out, 0, want)
+    k = 0
+    nbytes = 0
+    runt = 0
+    toolong = 0
+    nomb = 0
+    done = 0
+    while done < want:
+        base = blk * bsize
+        w = base // 4
+        num = r32[w + 3]
+        if idx == 0:
+            off = r32[w + 4]
+        h = base + off
+        hw = h // 4
+        next_off = r32[hw]
+        snap = r32[hw + 3]
+        ln = r32[hw + 4]
+        status = r32[hw + 5]
+        mac = r16[h // 2 + 12]
+        vlan = (status & TP_STATUS_VLAN_VALID) != 0
+        extra = 4 if vlan else 0
+        if ln < ETHER_MIN:
+            runt += 1
+        elif ln + extra > DATA_ROOM or snap < ln:
+            toolong += 1
+        elif k >= got:
+            nomb += 1
+        else:
+            bid = out[k]
+            src = h + mac
+            if vlan:
+                tci = r32[hw + 8] & 0xFFFF
+                tpid = 0x8100
+                if status & TP_STATUS_VLAN_TPID_VALID:
+                    tpid = r16[(h + 36) // 2]
+                o = HEADROOM - 4
+                data[bid, o:o + 12] = r8[src:src + 12]
+                data[bid, o + 12] = (tpid >> 8) & 0xFF
+                data[bid, o + 13] = tpid & 0xFF
+                data[bid, o + 14] = (tci >> 8) & 0xFF
+                data[bid, o + 15] = tci & 0xFF
+                data[bid, o + 16:o + 4 + ln] = r8[src + 12:src + ln]
+                meta[bid, 0] = o
+                meta[bid, 1] = ln + 4
+                meta[bid, 3] = tci
+            else:
+                data[bid, HEADROOM:HEADROOM + ln] = r8[src:src + ln]
+                meta[bid, 0] = HEADROOM
+                meta[bid, 1] = ln
+            meta[bid, 2] = slot
+            nbytes += ln + extra
+            k += 1
+        done += 1
+        idx += 1
+        if idx >= num:
+            store_release(r32, w + 2, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
+            blk = (blk + 1) % bnr
+            idx = 0
+            off = 0
+        else:
+            off += next_off
+    st[0] = blk
+    st[1] = idx
+    st[2] = off
+    if got > k:
+        pool_free(pctrl, pslots, refcnt, header, out, k, got - k)  # unused fresh buffers go back
+    row = stats[slot]
+    if k:
+        stat_add(row, RX_PACKETS, k)
+        stat_add(row, RX_BYTES, nbytes)
+    stat_add(row, _RUNT, runt)
+    stat_add(row, _TOO_LONG, toolong)
+    stat_add(row, _NOMBUF, nomb)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def v3_drain(r32: np.ndarray, st: np.ndarray, bsize: int, bnr: int) -> int:
+    """Give every ready block back to the kernel; return how many frames were in them (lost)."""
+    lost = 0
+    for _ in range(bnr):
+        blk = st[0]
+        w = blk * bsize // 4
+        if load_acquire(r32, w + 2) & TP_STATUS_USER == 0:
+            break
+        lost += r32[w + 3] - st[1]
+        store_release(r32, w + 2, 0)
+        st[0] = (blk + 1) % bnr
+        st[1] = 0
+        st[2] = 0
+    return lost
+
+
+@njit(cache=True, nogil=True)
+def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int, mtu: int,
+          pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray,
+          data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int, scratch: np.ndarray) -> int:
+    """Copy ``ids[:n]`` into free TPACKET_V2 tx slots; return the accepted prefix length ``k``.
+
+    Accepted = queued for sending, or rejected as runt/too_long (counted); all ``k`` are
+    freed.  ``st[0]`` is the next slot; ``st[1]`` is set to how many were queued.
+    """
+    head = st[0]
+    k = 0
+    queued = 0
+    nbytes = 0
+    runt = 0
+    toolong = 0
+    while k < n:
+        b = ids[k]
+        off = meta[b, 0]
+        ln = meta[b, 1]
+        if ln < ETHER_MIN:
+            runt += 1
+            k += 1
+            continue
+        limit = mtu + 14
+        if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
+            limit += 4
+        if ln > limit or ln > fsize - TX_DATA_OFF:
+            toolong += 1
+            k += 1
+            continue
+        base = head * fsize
+        s = load_acquire(r32, base // 4)
+        if s not in (TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT):
+            break
+        r8[base + TX_DATA_OFF:base + TX_DATA_OFF + ln] = data[b, off:off + ln]
+        r32[base // 4 + 1] = ln  # tp_len
+        r32[base // 4 + 2] = ln  # tp_snaplen
+        store_release(r32, base // 4, TP_STATUS_SEND_REQUEST)
+        head = (head + 1) % fnr
+        queued += 1
+        nbytes += ln
+        k += 1
+    st[0] = head
+    st[1] = queued
+    row = stats[slot]
+    if queued:
+        stat_add(row, TX_PACKETS, queued)
+        stat_add(row, TX_BYTES, nbytes)
+    stat_add(row, _RUNT, runt)
+    stat_add(row, _TOO_LONG, toolong)
+    if k:
+        scratch[:k] = ids[:k]
+        pool_free(pctrl, pslots, refcnt, header, scratch, 0, k)
+    return k
+
+
+# --- sockets and rings -------------------------------------------------------------
+
+
+class _Ring:
+    """A packet socket's mmapped ring with uint8/16/32 views (views dropped before unmapping)."""
+
+    def __init__(self, sock: socket.socket, size: int) -> None:
+        self.mm = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.r8: np.ndarray = np.frombuffer(self.mm, np.uint8)
+        self.r16: np.ndarray = np.frombuffer(self.mm, np.uint16)
+        self.r32: np.ndarray = np.frombuffer(self.mm, np.uint32)
+
+    def close(self) -> None:
+        del self.r8, self.r16, self.r32
+        try:
+            self.mm.close()
+        except BufferError:
+            # A stray view (e.g. held by a compile in progress) still exists: let the GC unmap it.
+            import gc
+
+            gc.collect()
+            with contextlib.suppress(BufferError):
+                self.mm.close()
+
+
+def _ifflags(sock: socket.socket, iface: str) -> int:
+    req = struct.pack("16sH14x", iface.encode(), 0)
+    res = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, req)
+    return int(struct.unpack_from("16sH", res)[1])
+
+
+def _mtu(iface: str) -> int:
+    try:
+        with open(f"/sys/class/net/{iface}/mtu") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1500
+
+
+class _Rx:
+    """The receive socket with its V3 ring."""
+
+    def __init__(self, iface: str, queue_group: int | None) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            s = self.sock
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            req = struct.pack("7I", RX_BLOCK_SIZE, RX_BLOCKS, RX_FRAME_SIZE,
+                              RX_BLOCK_SIZE * RX_BLOCKS // RX_FRAME_SIZE, RETIRE_MS, 0, 0)
+            s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self.ring = _Ring(s, RX_BLOCK_SIZE * RX_BLOCKS)
+            s.bind((iface, ETH_P_ALL))
+            if queue_group is not None:
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, (queue_group & 0xFFFF) | (PACKET_FANOUT_HASH << 16))
+            s.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
+        self.state = np.zeros(4, np.int64)
+
+    def kernel_drops(self) -> int:
+        """Frames the kernel dropped since the last call (our ring was full)."""
+        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
+        return int(struct.unpack("3I", raw)[1])
+
+    def close(self) -> None:
+        ring = getattr(self, "ring", None)
+        if ring is not None:
+            ring.close()
+            del self.ring
+        self.sock.close()
+
+
+class _Tx:
+    """The transmit socket with its V2 ring."""
+
+    def __init__(self, iface: str) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            s = self.sock
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
+            with contextlib.suppress(OSError):
+                s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            self.nframes = TX_BLOCK_SIZE * TX_BLOCKS // TX_FRAME_SIZE
+            s.setsockopt(SOL_PACKET, PACKET_TX_RING,
+                         struct.pack("4I", TX_BLOCK_SIZE, TX_BLOCKS, TX_FRAME_SIZE, self.nframes))
+            self.ring = _Ring(s, TX_BLOCK_SIZE * TX_BLOCKS)
+            s.bind((iface, 0))  # protocol 0: this socket receives nothing
+            s.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
+        self.state = np.zeros(2, np.int64)
+        self.mtu = _mtu(iface)
+
+    def close(self) -> None:
+        ring = getattr(self, "ring", None)
+        if ring is not None:
+            ring.close()
+            del self.ring
+        self.sock.close()
+
+
+class PhyPort(Port):
+    """A Linux interface through AF_PACKET rings; see the module docstring."""
+
+    ptype = "phy"
+
+    def __init__(self, dp: Dataplane, pid: PortId, iface: str | None = None, fanout: bool = True) -> None:
+        super().__init__(dp, pid)
+        self.iface = iface if iface is not None else _iface_from_config(dp, pid)
+        if not self.iface or len(self.iface) > 15 or "/" in self.iface:
+            raise PortError(f"{pid}: invalid interface name {self.iface!r} (1..15 characters, no '/')")
+        self.fanout = fanout
+        self.link = "gone"
+        self.ifindex = 0
+        self._rxs: _Rx | None = None
+        self._txs: _Tx | None = None
+        self._rx_lock = threading.Lock()
+        self._tx_lock = threading.Lock()
+        self._mgmt_lock = threading.Lock()
+        self._next_check = 0.0
+        self._scratch = np.empty(256, np.int32)
+        self.reopens = 0
+        try:
+            self.ifindex = socket.if_nametoindex(self.iface)
+        except OSError:
+            raise PortError(f"{pid}: interface {self.iface!r} does not exist; create it first "
+                            f"(e.g. ip link add {self.iface} type veth peer name {self.iface}p) "
+                            f"or give spp-primary --phy the name of an existing interface") from None
+        try:
+            self._open()
+        except OSError as e:
+            raise PortError(f"{pid}: cannot open AF_PACKET rings on {self.iface!r}: {e.strerror or e} "
+                            f"(needs root / CAP_NET_RAW)") from None
+
+    # -- setup / teardown (called with both data locks held or before use) ---------
+
+    def _open(self) -> None:
+        group = self.ifindex & 0xFFFF if self.fanout else None
+        rx = _Rx(self.iface, group)
+        try:
+            tx = _Tx(self.iface)
+        except BaseException:
+            rx.close()
+            raise
+        self._rxs, self._txs = rx, tx
+        self.link = "up" if self._flags_up(rx.sock) else "down"
+        self._next_check = time.monotonic() + CHECK_INTERVAL
+
+    def _flags_up(self, sock: socket.socket) -> bool:
+        try:
+            fl = _ifflags(sock, self.iface)
+        except OSError:
+            return False
+        return fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING)
+
+    def _teardown(self) -> None:
+        rx, tx = self._rxs, self._txs
+        self._rxs = self._txs = None
+        if rx is not None:
+            lost = int(v3_drain(rx.ring.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS))
+            if lost:
+                self.count_drop("link_down", lost)
+            with contextlib.suppress(OSError):
+                drops = rx.kernel_drops()
+                if drops:
+                    self.count_drop("ring_full", drops)
+            rx.close()
+        if tx is not None:
+            tx.close()
+
+    def check_link(self, force: bool = False) -> str:
+        """Re-check the interface (at most every 0.5 s unless ``force``); reopen if it came back."""
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return self.link
+        with self._mgmt_lock:
+            if self.closed:
+                return self.link
+            self._next_check = now + CHECK_INTERVAL
+            try:
+                idx = socket.if_nametoindex(self.iface)
+            except OSError:
+                idx = 0
+            with self._rx_lock, self._tx_lock:
+                if idx == 0:
+                    if self._rxs is not None or self._txs is not None:
+                        self._teardown()
+                    self.link = "gone"
+                    return self.link
+                if self._rxs is None or idx != self.ifindex:
+                    self._teardown()
+                    self.ifindex = idx
+                    try:
+                        self._open()
+                        self.reopens += 1
+                    except OSError:
+                        self._teardown()
+                        self.link = "gone"
+                    return self.link
+                rx = self._rxs
+                self.link = "up" if self._flags_up(rx.sock) else "down"
+                with contextlib.suppress(OSError):
+                    drops = rx.kernel_drops()
+                    if drops:
+                        self.count_drop("ring_full", drops)
+                if self._txs is not None:
+                    self._txs.mtu = _mtu(self.iface)
+            return self.link
+
+    # -- data path ------------------------------------------------------------
+
+    def _rx(self, bufs: np.ndarray, n: int) -> int:
+        if time.monotonic() >= self._next_check:
+            self.check_link()
+        with self._rx_lock:
+            rx = self._rxs
+            if rx is None:
+                return 0
+            dp = self.dp
+            r = rx.ring
+            return int(v3_rx(r.r8, r.r16, r.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS, dp.pool_ctrl,
+                             dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats, self.slot, bufs, n))
+
+    def _tx(self, bufs: np.ndarray, n: int) -> int:
+        if time.monotonic() >= self._next_check:
+            self.check_link()
+        with self._tx_lock:
+            tx = self._txs
+            if tx is None or self.link != "up":
+                return self._drop_link_down(bufs, n)
+            if len(self._scratch) < n:
+                self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
+            dp = self.dp
+            k = int(v2_tx(tx.ring.r8, tx.ring.r32, tx.state, TX_FRAME_SIZE, tx.nframes, tx.mtu,
+                          dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
+                          self.slot, bufs, n, self._scratch))
+            failed = False
+            if tx.state[1]:
+                try:
+                    tx.sock.send(b"", socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
+                except OSError as e:
+                    if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                        failed = True
+                    else:
+                        self.count_error()
+        if failed:
+            self.check_link(force=True)
+        return k
+
+    def _drop_link_down(self, bufs: np.ndarray, n: int) -> int:
+        self.count_drop("link_down", n)
+        self.dp.free(bufs[:n].copy(), n)
+        return n
+
+    def fileno(self) -> int | None:
+        rx = self._rxs
+        return rx.sock.fileno() if rx is not None else None
+
+    def close(self) -> None:
+        with self._mgmt_lock, self._rx_lock, self._tx_lock:
+            if not self.closed:
+                self._teardown()
+                self.link = "gone"
+            self.closed = True
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "port": str(self.id),
+            "driver": "af_packet",
+            "iface": self.iface,
+            "ifindex": self.ifindex,
+            "queue": self.id.queue,
+            "link": self.link,
+            "fanout_group": (self.ifindex & 0xFFFF) if self.fanout else None,
+            "rx_ring": f"TPACKET_V3 {RX_BLOCKS}x{RX_BLOCK_SIZE} B, retire {RETIRE_MS} ms",
+            "tx_ring": f"TPACKET_V2 {TX_BLOCKS * TX_BLOCK_SIZE // TX_FRAME_SIZE} slots",
+            "reopens": self.reopens,
+        }
+
+
+def _iface_from_config(dp: Dataplane, pid: PortId) -> str:
+    phys = dp.config().get("phy", [])
+    if not isinstance(phys, list) or not all(isinstance(p, str) for p in phys):
+        raise PortError(f"{pid}: the stack's 'phy' config must be a list of interface names, got {phys!r}")
+    if not 0 <= pid.index < len(phys):
+        have = ", ".join(f"phy:{i}={n}" for i, n in enumerate(phys)) or "none"
+        raise PortError(f"{pid}: the primary has no interface {pid.index} (it has: {have}); "
+                        f"start spp-primary with --phy IF0,IF1,... or open the port with iface=NAME")
+    return str(phys[pid.index])
+
+
+@register_driver("phy")
+def _make(dp: Dataplane, pid: PortId, opts: dict[str, Any]) -> Port:
+    return PhyPort(dp, pid, **opts)

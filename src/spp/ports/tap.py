@@ -1,0 +1,290 @@
+"""``tap:N`` — a TAP device (``spptapN`` unless ``name=`` is given) for VMs and containers.
+
+The port opens ``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI`` (plus ``IFF_MULTI_QUEUE``
+with ``multi_queue=True``), non-blocking, and brings the device up.  Use it with
+``qemu -netdev tap,ifname=spptap0,script=no,downscript=no`` or move it into a
+container's network namespace: the descriptor keeps working after the move.  If the
+device did not exist, we created it and it disappears when the port closes (it is not
+persistent); a persistent device made by someone else is only attached to.  IPv6 is
+switched off on the host side of the device (``ipv6=True`` keeps it) so the kernel's
+own router solicitations and MLD reports do not pollute the port.
+
+Each frame costs one system call (a TAP has no batch interface), so the compiled burst
+loops call ``readv``/``write`` directly, without the GIL and without a Python object per
+frame: rx reads into fresh pool buffers until the device has nothing more
+(``EAGAIN``) or the burst is full; tx writes until the kernel refuses (``EAGAIN``: the
+accepted prefix is returned and the caller counts ``tx_full``).
+
+Accounting: rx frames < 14 bytes → ``runt``; longer than ``DATA_ROOM`` → ``too_long``
+(read into a scratch tail and discarded); no free buffer at all → the waiting frames
+(up to a burst) are read into a scratch area and counted ``nombuf``.  tx runt →
+``runt``; a write refused with ``EIO`` (device down) → the burst is accepted, freed
+and counted ``link_down``; any other refusal (``EINVAL``...) → that frame is accepted
+and counted ``bad_frame`` plus an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+import numpy as np
+from numba import njit, types
+
+from spp.ports.base import Port, PortError, PortId, register_driver
+from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
+from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+
+TUNSETIFF: Final = 0x400454CA
+IFF_TAP: Final = 0x0002
+IFF_NO_PI: Final = 0x1000
+IFF_MULTI_QUEUE: Final = 0x0100
+SIOCGIFFLAGS: Final = 0x8913
+IFF_UP: Final = 0x1
+IFF_RUNNING: Final = 0x40
+SCRATCH: Final = 65536
+EAGAIN: Final = errno.EAGAIN
+EIO: Final = errno.EIO
+
+_RUNT: Final = REASON["runt"]
+_TOO_LONG: Final = REASON["too_long"]
+_BAD: Final = REASON["bad_frame"]
+_NOMBUF: Final = REASON["nombuf"]
+
+# libc, called from compiled code (resolved by symbol name, so numba can cache the result).
+_readv = cast("Callable[..., int]", types.ExternalFunction("readv", types.intp(types.intc, types.uintp, types.intc)))
+_write = cast("Callable[..., int]", types.ExternalFunction("write", types.intp(types.intc, types.uintp, types.uintp)))
+_errno_location = cast("Callable[[], Any]", types.ExternalFunction("__errno_location", types.CPointer(types.intc)()))  # type: ignore[no-untyped-call]
+
+
+@njit(cache=True, nogil=True)
+def tap_rx(fd: int, iov: np.ndarray, scratch: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray,
+           refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray,
+           slot: int, out: np.ndarray, n: int, res: np.ndarray) -> int:
+    """Read up to ``n`` frames from tap ``fd`` into fresh buffers ``out[:k]``; return ``k``.
+
+    ``res[0]`` receives the errno that ended the burst (0: the burst filled up).
+    """
+    got = pool_alloc(pctrl, pslots, refcnt, meta, out, 0, n)
+    k = 0
+    nbytes = 0
+    runt = 0
+    toolong = 0
+    err = 0
+    base = data.ctypes.data
+    iov[2] = scratch.ctypes.data
+    iov[3] = scratch.shape[0]
+    while k < got:
+        b = out[k]
+        iov[0] = base + b * BUF_SIZE + HEADROOM
+        iov[1] = DATA_ROOM
+        r = _readv(fd, iov.ctypes.data, 2)
+        if r < 0:
+            err = _errno_location()[0]
+            if err == 4:  # EINTR: try again
+                continue
+            break
+        if r < ETHER_MIN:
+            runt += 1
+            continue
+        if r > DATA_ROOM:
+            toolong += 1
+            continue
+        meta[b, 0] = HEADROOM
+        meta[b, 1] = r
+        meta[b, 2] = slot
+        nbytes += r
+        k += 1
+    if got == 0:
+        # No buffer: take frames off the device into the scratch area and count them lost.
+        iov[0] = scratch.ctypes.data
+        iov[1] = scratch.shape[0]
+        iov[3] = 0
+        for _ in range(n):
+            r = _readv(fd, iov.ctypes.data, 2)
+            if r < 0:
+                err = _errno_location()[0]
+                break
+            stat_add(stats[slot], _NOMBUF, 1)
+    res[0] = err
+    if got > k:
+        pool_free(pctrl, pslots, refcnt, header, out, k, got - k)
+    row = stats[slot]
+    if k:
+        stat_add(row, RX_PACKETS, k)
+        stat_add(row, RX_BYTES, nbytes)
+    stat_add(row, _RUNT, runt)
+    stat_add(row, _TOO_LONG, toolong)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def tap_tx(fd: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+           meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
+           scratch: np.ndarray, res: np.ndarray) -> int:
+    """Write ``ids[:n]`` to tap ``fd``; return the accepted prefix ``k`` (all freed).
+
+    Stops at ``EAGAIN`` (not accepted) or ``EIO`` (accepted up to there; ``res[0]`` = EIO
+    and the caller drops the rest as ``link_down``).  Other errors drop that frame
+    (``bad_frame``, ``res[1]`` counts them).
+    """
+    base = data.ctypes.data
+    k = 0
+    sent = 0
+    nbytes = 0
+    runt = 0
+    bad = 0
+    err = 0
+    while k < n:
+        b = ids[k]
+        ln = meta[b, 1]
+        if ln < ETHER_MIN:
+            runt += 1
+            k += 1
+            continue
+        r = _write(fd, base + b * BUF_SIZE + meta[b, 0], ln)
+        if r < 0:
+            e = _errno_location()[0]
+            if e == 4:
+                continue
+            if e in (EAGAIN, EIO):
+                err = e
+                break
+            bad += 1
+            k += 1
+            continue
+        sent += 1
+        nbytes += ln
+        k += 1
+    res[0] = err
+    res[1] = bad
+    row = stats[slot]
+    if sent:
+        stat_add(row, TX_PACKETS, sent)
+        stat_add(row, TX_BYTES, nbytes)
+    stat_add(row, _RUNT, runt)
+    stat_add(row, _BAD, bad)
+    if k:
+        scratch[:k] = ids[:k]
+        pool_free(pctrl, pslots, refcnt, header, scratch, 0, k)
+    return k
+
+
+class TapPort(Port):
+    """A TAP device; see the module docstring."""
+
+    ptype = "tap"
+
+    def __init__(self, dp: Dataplane, pid: PortId, name: str | None = None, multi_queue: bool = False,
+                 ipv6: bool = False, up: bool = True) -> None:
+        super().__init__(dp, pid)
+        self.name = name if name is not None else f"spptap{pid.index}"
+        if not self.name or len(self.name) > 15 or "/" in self.name or " " in self.name:
+            raise PortError(f"{pid}: invalid TAP name {self.name!r}: need 1..15 characters, no '/' or spaces")
+        try:
+            socket.if_nametoindex(self.name)
+            existed = True
+        except OSError:
+            existed = False
+        self.created = not existed
+        flags = IFF_TAP | IFF_NO_PI | (IFF_MULTI_QUEUE if multi_queue else 0)
+        try:
+            self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise PortError(f"{pid}: cannot open /dev/net/tun: {e.strerror} (needs root and the tun module)") from None
+        try:
+            fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH22x", self.name.encode(), flags))
+        except OSError as e:
+            os.close(self.fd)
+            hint = (" (an existing device of that name is not a TAP, or was made with other flags: "
+                    "try multi_queue=True/False or another name=)") if existed else ""
+            raise PortError(f"{pid}: cannot attach TAP {self.name!r}: {e.strerror}{hint}") from None
+        self.multi_queue = multi_queue
+        if not ipv6:
+            with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "w") as f:
+                f.write("1")
+        if up:
+            self._set_up()
+        self._iov = np.zeros(4, np.uint64)
+        self._rx_scratch = np.zeros(SCRATCH, np.uint8)
+        self._scratch = np.empty(256, np.int32)
+        self._res = np.zeros(2, np.int64)
+        self._rx_res = np.zeros(2, np.int64)
+        self.link_errors = 0
+
+    def _set_up(self) -> None:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=self.name)
+            if idx:
+                ipr.link("set", index=idx[0], state="up")
+
+    def _rx(self, bufs: np.ndarray, n: int) -> int:
+        if self.closed:
+            return 0
+        dp = self.dp
+        return int(tap_rx(self.fd, self._iov, self._rx_scratch, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header,
+                          dp.meta, dp.data, dp.stats, self.slot, bufs, n, self._rx_res))
+
+    def _tx(self, bufs: np.ndarray, n: int) -> int:
+        if self.closed:
+            self.count_drop("link_down", n)
+            self.dp.free(bufs[:n].copy(), n)
+            return n
+        if len(self._scratch) < n:
+            self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
+        dp = self.dp
+        k = int(tap_tx(self.fd, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
+                       self.slot, bufs, n, self._scratch, self._res))
+        if self._res[1]:
+            self.count_error(int(self._res[1]))
+        if self._res[0] == EIO and k < n:
+            # The device is down: nothing more will go out now.
+            self.link_errors += 1
+            self.count_drop("link_down", n - k)
+            self.dp.free(bufs[k:n].copy(), n - k)
+            k = n
+        return k
+
+    def fileno(self) -> int | None:
+        return None if self.closed else self.fd
+
+    @property
+    def link(self) -> str:
+        """``up``, ``down`` (administratively or no carrier), or ``gone`` (closed)."""
+        if self.closed:
+            return "gone"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH14x", self.name.encode(), 0))
+        except OSError:
+            return "down"  # moved to another namespace, or not visible from here
+        fl = struct.unpack_from("16sH", res)[1]
+        return "up" if fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING) else "down"
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "port": str(self.id),
+            "driver": "tap",
+            "iface": self.name,
+            "created": self.created,
+            "multi_queue": self.multi_queue,
+            "link": self.link,
+        }
+
+
+@register_driver("tap")
+def _make(dp: Dataplane, pid: PortId, opts: dict[str, Any]) -> Port:
+    return TapPort(dp, pid, **opts)
