@@ -1,0 +1,338 @@
+"""Declarative topologies: ``spp up FILE.yaml`` / ``spp down [FILE.yaml]``.
+
+A topology file names the secondaries, their components (with cores and ports,
+VLAN options per port) and the classifier entries::
+
+    secondary: 127.0.0.1:6666        # optional: where launched secondaries connect
+    processes:
+      - kind: vf                     # vf or mirror
+        client_id: 1
+        cores: "1,3-6"               # optional: -l of the process
+        components:
+          - {name: cls, type: classifier, core: 3, rx: [phy:0], tx: [ring:0, ring:1]}
+          - name: fwd1
+            type: forward
+            core: 4
+            rx: [ring:0]
+            tx: [{port: ring:2, vlan: {operation: add, id: 101, pcp: 3}}]
+        classifier:
+          - {mac: "52:54:00:12:34:56", port: ring:0}
+          - {vlan: 101, mac: default, port: ring:1}
+      - kind: mirror
+        client_id: 2
+        copy: shallow                # shallow (default) or deep
+        components:
+          - {name: mir, type: mirror, core: 7, rx: [ring:0], tx: [ring:4, ring:5]}
+
+``up`` launches every process not yet connected through the primary
+(``PUT /v1/primary/launch``), waits for it, then configures it through REST in
+file order: components, their rx ports, their tx ports (for a mirror, the first
+tx is the original, the second the copy), classifier entries.  ``down`` asks the
+processes of the file (without a file: every vf and mirror) to exit.  Validation
+errors name the YAML path of the bad field, e.g. ``processes[0].components[1].core``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spp.cli.client import CliError, RestClient, normalize_server
+from spp.cli.translate import Request, split_target, translate_primary, translate_secondary
+
+_PORT_RE = re.compile(r"^(phy|ring|vhost|pcap|nullpmd|tap|memif):\d+(nq\d+)?$")
+_MAC_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+_NAME_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
+LAUNCH_TIMEOUT = 60.0
+
+
+def _port(value: str) -> str:
+    if not _PORT_RE.match(value):
+        raise ValueError(f"invalid port {value!r}: expected TYPE:N such as ring:0, phy:1 or phy:0nq1")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Vlan(_Model):
+    """A VLAN option of a vf port: ``add`` (push/rewrite a tag) or ``del`` (strip)."""
+
+    operation: Literal["add", "del"]
+    id: Annotated[int, Field(ge=0, le=4095)] = 0
+    pcp: Annotated[int, Field(ge=0, le=7)] = 0
+
+
+class PortRef(_Model):
+    """A port of a component, optionally with a VLAN option (vf only)."""
+
+    port: str
+    vlan: Vlan | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+    def words(self) -> str:
+        """The port (``phy:0nq1`` → ``phy:0 nq 1``) as the CLI writes it."""
+        return self.port.replace("nq", " nq ")
+
+
+def _port_ref(value: Any) -> Any:
+    return {"port": value} if isinstance(value, str) else value
+
+
+class Component(_Model):
+    """A component: name, type, core, rx and tx ports."""
+
+    name: str
+    type: Literal["forward", "merge", "classifier", "mirror"]
+    core: Annotated[int, Field(ge=0)]
+    rx: list[PortRef] = Field(default_factory=list)
+    tx: list[PortRef] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError("must be 1-64 visible ASCII characters without spaces")
+        return value
+
+    @field_validator("rx", "tx", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [_port_ref(v) for v in value]
+        return value
+
+
+class ClassifierEntry(_Model):
+    """A classifier table entry: ``mac`` (or ``default``) → ``port``, in ``vlan`` if given."""
+
+    mac: str
+    port: str
+    vlan: Annotated[int, Field(ge=0, le=4095)] | None = None
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str) -> str:
+        if value != "default" and not _MAC_RE.match(value):
+            raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX or 'default'")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+
+class Process(_Model):
+    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier."""
+
+    kind: Literal["vf", "mirror"]
+    client_id: Annotated[int, Field(ge=0)]
+    cores: str | None = None
+    copy_mode: Literal["shallow", "deep"] | None = Field(default=None, alias="copy")
+    components: list[Component] = Field(default_factory=list)
+    classifier: list[ClassifierEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Process:
+        allowed = {"vf": ("forward", "merge", "classifier"), "mirror": ("mirror",)}[self.kind]
+        names: set[str] = set()
+        for i, comp in enumerate(self.components):
+            if comp.type not in allowed:
+                raise ValueError(f"components[{i}].type: a {self.kind} runs {', '.join(allowed)}, not {comp.type!r}")
+            if comp.name in names:
+                raise ValueError(f"components[{i}].name: {comp.name!r} is used twice")
+            names.add(comp.name)
+            if self.kind == "mirror" and any(p.vlan for p in (*comp.rx, *comp.tx)):
+                raise ValueError(f"components[{i}]: mirror ports take no vlan option")
+        if self.kind == "mirror" and self.classifier:
+            raise ValueError("classifier: only a vf has a classifier table")
+        if self.kind == "vf" and self.copy_mode is not None:
+            raise ValueError("copy: only a mirror has a copy mode")
+        return self
+
+
+class Topology(_Model):
+    """A whole topology file."""
+
+    secondary: str | None = None
+    processes: list[Process]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Topology:
+        seen: set[tuple[str, int]] = set()
+        for i, proc in enumerate(self.processes):
+            key = (proc.kind, proc.client_id)
+            if key in seen:
+                raise ValueError(f"processes[{i}]: {proc.kind} {proc.client_id} is listed twice")
+            seen.add(key)
+        return self
+
+    def commands(self) -> list[str]:
+        """The topology as CLI command lines (what a ``playback`` recipe holds), launches excluded."""
+        lines: list[str] = []
+        for proc in self.processes:
+            target = f"{proc.kind} {proc.client_id};"
+            for comp in proc.components:
+                lines.append(f"{target} component start {comp.name} {comp.core} {comp.type}")
+            for comp in proc.components:
+                for direction, refs in (("rx", comp.rx), ("tx", comp.tx)):
+                    for ref in refs:
+                        line = f"{target} port add {ref.words()} {direction} {comp.name}"
+                        if ref.vlan is not None:
+                            line += (f" add_vlantag {ref.vlan.id} {ref.vlan.pcp}" if ref.vlan.operation == "add"
+                                     else " del_vlantag")
+                        lines.append(line)
+            for entry in proc.classifier:
+                if entry.vlan is None:
+                    lines.append(f"{target} classifier_table add mac {entry.mac} {entry.port}")
+                else:
+                    lines.append(f"{target} classifier_table add vlan {entry.vlan} {entry.mac} {entry.port}")
+        return lines
+
+
+class TopologyError(CliError):
+    """A topology file is unreadable or invalid; the message names the place."""
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def load(path: Path) -> Topology:
+    """Read and validate a topology file; :class:`TopologyError` says what and where."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"{path}: not valid YAML: {exc}") from None
+    return parse(data, str(path))
+
+
+def parse(data: Any, source: str = "topology") -> Topology:
+    """Validate already-loaded YAML data."""
+    if not isinstance(data, dict):
+        raise TopologyError(f"{source}: expected a mapping with a 'processes' list at the top")
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling)"
+            problems.append(f"{_path(loc)}: {message}")
+        raise TopologyError(f"{source}: " + "; ".join(problems)) from None
+
+
+# -- applying -------------------------------------------------------------------------
+
+
+def _listed(client: RestClient, kind: str, client_id: int) -> bool:
+    return {"type": kind, "client-id": client_id} in client.get("/processes")
+
+
+def up(topology: Topology, client: RestClient, *, secondary: str | None = None,
+       log: Any = print, launch_timeout: float = LAUNCH_TIMEOUT) -> None:
+    """Launch what is missing and configure everything; :class:`CliError` on the first failure."""
+    host = client.server.rpartition(":")[0]
+    sec = secondary or topology.secondary or f"{host}:6666"
+    for proc in topology.processes:
+        if _listed(client, proc.kind, proc.client_id):
+            log(f"{proc.kind} {proc.client_id}: already running")
+            continue
+        words = ["launch", proc.kind, str(proc.client_id), "-s", sec]
+        if proc.cores:
+            words += ["-l", proc.cores]
+        if proc.copy_mode:
+            words += ["--copy", proc.copy_mode]
+        request = translate_primary(words, sec)
+        client.request(request.method, request.path, request.body)
+        log(f"{proc.kind} {proc.client_id}: launched, waiting for it to connect")
+        deadline = time.monotonic() + launch_timeout
+        while not _listed(client, proc.kind, proc.client_id):
+            if time.monotonic() > deadline:
+                raise CliError(f"{proc.kind} {proc.client_id} did not connect to spp-ctl within {launch_timeout:g} s "
+                               "(see 'spp -e \"pri; status\"' for its exit code)")
+            time.sleep(0.1)
+    for line in topology.commands():
+        request = _request(line, sec)
+        try:
+            client.request(request.method, request.path, request.body)
+        except CliError as exc:
+            raise CliError(f"{line!r}: {exc}") from None
+        log(line)
+
+
+def _request(line: str, secondary: str) -> Request:
+    target = split_target(line)
+    assert target is not None and target.client_id is not None
+    return translate_secondary(target.kind, target.client_id, target.words)
+
+
+def down(client: RestClient, topology: Topology | None = None, *, log: Any = print) -> None:
+    """Ask the topology's processes (default: every vf and mirror) to exit."""
+    keys: list[tuple[str, int]]
+    if topology is not None:
+        keys = [(p.kind, p.client_id) for p in topology.processes]
+    else:
+        keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
+                if p.get("type") in ("vf", "mirror")]
+    for kind, cid in keys:
+        try:
+            client.delete(f"/{kind}s/{cid}")
+        except CliError as exc:
+            if "no such process" in str(exc):
+                log(f"{kind} {cid}: not running")
+                continue
+            raise
+        log(f"{kind} {cid}: stopped")
+
+
+def main(argv: Sequence[str]) -> int:
+    """``spp up FILE [-b HOST:PORT] [-s HOST:PORT]`` / ``spp down [FILE] [-b HOST:PORT]``."""
+    parser = argparse.ArgumentParser(prog=f"spp {argv[0]}")
+    parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None)
+    parser.add_argument("-b", "--bind-addr", default="127.0.0.1:7777", help="spp-ctl REST address")
+    parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
+    parser.add_argument("--token", default=None)
+    args = parser.parse_args(argv[1:])
+    try:
+        topology = load(args.file) if args.file is not None else None
+        client = RestClient(normalize_server(args.bind_addr), args.token)
+    except CliError as exc:
+        print(f"spp {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if argv[0] == "up":
+            assert topology is not None
+            up(topology, client, secondary=args.secondary)
+        else:
+            down(client, topology)
+    except CliError as exc:
+        print(f"spp {argv[0]}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0

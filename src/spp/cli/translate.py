@@ -1,0 +1,229 @@
+"""SPP's CLI syntax → REST requests of SPEC section 5 (pure functions, no I/O).
+
+``vf 1; port add ring:0 rx fwd1`` becomes
+``PUT /v1/vfs/1/components/fwd1/ports {"action":"attach","port":"ring:0","dir":"rx","vlan":{}}``
+exactly as SPP's own CLI sends it (``"vlan":{}`` on every vf port body without a
+VLAN option, the VLAN of ``classifier_table`` as a string).  Bad input raises
+:class:`~spp.cli.client.CliError` with the usage of the command.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from spp.cli.client import CliError
+
+SECONDARY_KINDS: Final = {"vf": "vfs", "mirror": "mirrors"}
+VF_COMPONENT_TYPES: Final = ("forward", "merge", "classifier")
+MIRROR_COMPONENT_TYPES: Final = ("mirror",)
+
+USAGE: Final[dict[str, str]] = {
+    "component": "component start NAME CORE_ID TYPE | component stop NAME",
+    "port": "port add RES_UID [nq Q] {rx|tx} NAME [add_vlantag VID PCP | del_vlantag] | "
+    "port del RES_UID [nq Q] {rx|tx} NAME",
+    "mirror_port": "port {add|del} RES_UID {rx|tx} NAME",
+    "classifier_table": "classifier_table {add|del} mac {MAC|default} RES_UID | "
+    "classifier_table {add|del} vlan VID {MAC|default} RES_UID",
+    "pri": "pri; status | pri; clear | pri; port {add|del} ring:N | "
+    "pri; launch {vf|mirror} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] | pri; exit",
+}
+SECONDARY_SUBCOMMANDS: Final = ("status", "component", "port", "classifier_table", "exit")
+PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "launch", "exit")
+
+_RES_RE: Final = re.compile(r"^[a-z]+:\d+(nq\d+)?$")
+_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One REST request: ``method``, path below ``/v1``, optional JSON body."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The process a command line addresses: ``pri``, ``vf N`` or ``mirror N``."""
+
+    kind: str
+    client_id: int | None
+    words: list[str]
+
+
+def split_target(line: str) -> Target | None:
+    """Split ``vf 1; port add ...`` into its target and words; None if there is no ``;``."""
+    head, sep, rest = line.partition(";")
+    if not sep:
+        return None
+    words = head.split()
+    if words == ["pri"]:
+        return Target("pri", None, rest.split())
+    if len(words) == 2 and words[0] in SECONDARY_KINDS:
+        if not words[1].isdigit():
+            raise CliError(f"invalid client id {words[1]!r} in {head.strip()!r}: expected e.g. 'vf 1;'")
+        return Target(words[0], int(words[1]), rest.split())
+    if len(words) == 1 and words[0] in SECONDARY_KINDS:
+        raise CliError(f"{words[0]}: a client id is required, e.g. '{words[0]} 1; status'")
+    raise CliError(f"unknown process {head.strip()!r}: expected 'pri;', 'vf N;' or 'mirror N;'")
+
+
+def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
+    """Read ``RES_UID [nq Q]`` at ``words[i]``; return ``(wire id, next index)``."""
+    if i >= len(words):
+        raise CliError(f"missing port; usage: {usage}")
+    res = words[i]
+    if not _RES_RE.match(res):
+        raise CliError(f"invalid port {res!r}: expected TYPE:N such as ring:0 or phy:0; usage: {usage}")
+    if i + 1 < len(words) and words[i + 1] == "nq":
+        if i + 2 >= len(words) or not words[i + 2].isdigit():
+            raise CliError(f"'nq' needs a queue number, e.g. {res} nq 1")
+        return f"{res}nq{words[i + 2]}", i + 3
+    return res, i + 1
+
+
+def translate_secondary(kind: str, client_id: int, words: list[str]) -> Request:
+    """A ``vf N;`` / ``mirror N;`` subcommand (other than ``status``) as a REST request."""
+    base = f"/{SECONDARY_KINDS[kind]}/{client_id}"
+    if not words:
+        raise CliError(f"empty command for {kind} {client_id}; subcommands: {', '.join(SECONDARY_SUBCOMMANDS)}")
+    cmd = words[0]
+    if cmd == "status" and len(words) == 1:
+        return Request("GET", base)
+    if cmd == "exit" and len(words) == 1:
+        return Request("DELETE", base)
+    if cmd == "component":
+        return _component(kind, base, words)
+    if cmd == "port":
+        return _port(kind, base, words)
+    if cmd == "classifier_table":
+        if kind != "vf":
+            raise CliError("classifier_table is a spp_vf command; spp_mirror has no classifier")
+        return _classifier(base, words)
+    raise CliError(f"unknown {kind} command {' '.join(words)!r}; subcommands: {', '.join(SECONDARY_SUBCOMMANDS)}")
+
+
+def _component(kind: str, base: str, words: list[str]) -> Request:
+    usage = USAGE["component"]
+    types = VF_COMPONENT_TYPES if kind == "vf" else MIRROR_COMPONENT_TYPES
+    if len(words) == 5 and words[1] == "start":
+        _, _, name, core, ctype = words
+        if not core.isdigit():
+            raise CliError(f"invalid core {core!r}: expected a core id such as 2; usage: {usage}")
+        if ctype not in types:
+            raise CliError(f"invalid component type {ctype!r}: {kind} runs {', '.join(types)}")
+        return Request("POST", f"{base}/components", {"name": name, "core": int(core), "type": ctype})
+    if len(words) == 3 and words[1] == "stop":
+        return Request("DELETE", f"{base}/components/{words[2]}")
+    raise CliError(f"usage: {usage}")
+
+
+def _port(kind: str, base: str, words: list[str]) -> Request:
+    usage = USAGE["port"] if kind == "vf" else USAGE["mirror_port"]
+    if len(words) < 2 or words[1] not in ("add", "del"):
+        raise CliError(f"usage: {usage}")
+    action = "attach" if words[1] == "add" else "detach"
+    port, i = _resource(words, 2, usage)
+    if i + 1 >= len(words):
+        raise CliError(f"missing direction or component name; usage: {usage}")
+    direction, name = words[i], words[i + 1]
+    if direction not in ("rx", "tx"):
+        raise CliError(f"invalid direction {direction!r}: expected rx or tx; usage: {usage}")
+    rest = words[i + 2 :]
+    body: dict[str, Any] = {"action": action, "port": port, "dir": direction}
+    if action == "detach":
+        if rest:
+            raise CliError(f"unexpected {' '.join(rest)!r}; usage: {usage}")
+        return Request("PUT", f"{base}/components/{name}/ports", body)
+    if kind == "vf":
+        body["vlan"] = _vlan_option(rest, usage)
+    elif rest:
+        raise CliError(f"spp_mirror ports take no VLAN option; usage: {usage}")
+    return Request("PUT", f"{base}/components/{name}/ports", body)
+
+
+def _vlan_option(rest: list[str], usage: str) -> dict[str, Any]:
+    if not rest:
+        return {}
+    if rest[0] == "add_vlantag" and len(rest) == 3:
+        vid, pcp = rest[1], rest[2]
+        if not vid.isdigit() or not 0 <= int(vid) <= 4095:
+            raise CliError(f"invalid VLAN id {vid!r}: expected 0-4095")
+        if not pcp.isdigit() or not 0 <= int(pcp) <= 7:
+            raise CliError(f"invalid PCP {pcp!r}: expected 0-7")
+        return {"operation": "add", "id": int(vid), "pcp": int(pcp)}
+    if rest == ["del_vlantag"]:
+        return {"operation": "del", "id": 0, "pcp": 0}
+    raise CliError(f"invalid VLAN option {' '.join(rest)!r}; usage: {usage}")
+
+
+def _classifier(base: str, words: list[str]) -> Request:
+    usage = USAGE["classifier_table"]
+    if len(words) < 2 or words[1] not in ("add", "del"):
+        raise CliError(f"usage: {usage}")
+    action = words[1]
+    if len(words) == 5 and words[2] == "mac":
+        mac, port = words[3], words[4]
+        body: dict[str, Any] = {"action": action, "type": "mac", "mac_address": _mac(mac, usage), "port": port}
+    elif len(words) == 6 and words[2] == "vlan":
+        vid, mac, port = words[3], words[4], words[5]
+        if not vid.isdigit() or not 0 <= int(vid) <= 4095:
+            raise CliError(f"invalid VLAN id {vid!r}: expected 0-4095")
+        body = {"action": action, "type": "vlan", "vlan": vid, "mac_address": _mac(mac, usage), "port": port}
+    else:
+        raise CliError(f"usage: {usage}")
+    if not _RES_RE.match(port):
+        raise CliError(f"invalid port {port!r}: expected TYPE:N such as ring:0; usage: {usage}")
+    return Request("PUT", f"{base}/classifier_table", body)
+
+
+def _mac(mac: str, usage: str) -> str:
+    if mac != "default" and not _MAC_RE.match(mac):
+        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; usage: {usage}")
+    return mac
+
+
+def translate_primary(words: list[str], secondary_addr: str) -> Request:
+    """A ``pri;`` subcommand as a REST request (``launch`` fills the secondary address)."""
+    usage = USAGE["pri"]
+    if words == ["status"]:
+        return Request("GET", "/primary/status")
+    if words == ["clear"]:
+        return Request("DELETE", "/primary/status")
+    if words == ["exit"]:
+        return Request("DELETE", "/primary")
+    if len(words) == 3 and words[0] == "port" and words[1] in ("add", "del"):
+        return Request("PUT", "/primary/ports", {"action": words[1], "port": words[2]})
+    if words and words[0] == "launch":
+        return _launch(words[1:], secondary_addr, usage)
+    raise CliError(f"usage: {usage}")
+
+
+def _launch(args: list[str], secondary_addr: str, usage: str) -> Request:
+    if len(args) < 2 or args[0] not in SECONDARY_KINDS or not args[1].isdigit():
+        raise CliError(f"usage: {usage}")
+    kind, cid = args[0], int(args[1])
+    eal: dict[str, Any] = {}
+    app: dict[str, Any] = {"-s": secondary_addr, "--client-id": cid}
+    rest = [a for a in args[2:] if a != "--"]
+    if len(rest) % 2:
+        raise CliError(f"options come in pairs (option value); usage: {usage}")
+    for opt, value in zip(rest[::2], rest[1::2], strict=True):
+        if opt == "-l":
+            eal["-l"] = value
+        elif opt == "-m":
+            eal["-m"] = value
+        elif opt == "-s":
+            app["-s"] = value
+        elif opt == "--copy" and kind == "mirror":
+            if value not in ("shallow", "deep"):
+                raise CliError(f"invalid --copy {value!r}: expected shallow or deep")
+            app["--copy"] = value
+        elif opt == "--client-id":
+            continue
+        else:
+            raise CliError(f"unknown launch option {opt!r}; usage: {usage}")
+    return Request("PUT", "/primary/launch", {"proc_name": f"spp_{kind}", "client_id": cid, "eal": eal, "app": app})

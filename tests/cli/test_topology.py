@@ -1,0 +1,108 @@
+"""Declarative topologies: validation errors with YAML paths, the shipped examples, up/down over REST."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Ctl
+from spp.cli.client import RestClient
+from spp.cli.main import main
+from spp.cli.topology import TopologyError, load, parse
+from spp.testing.fake_secondary import FakePrimary, FakeSecondary
+
+EXAMPLES = resources.files("spp") / "examples"
+
+
+@pytest.mark.parametrize("name", ["classify-icmp", "taas"])
+def test_examples_are_valid_and_match_their_recipes(name: str) -> None:
+    topology = parse(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()), name)
+    recipe = [line for line in (EXAMPLES / f"{name}.txt").read_text().splitlines() if not line.startswith("#")]
+    assert topology.commands() == recipe
+
+
+def test_classify_icmp_is_the_spec_scenario() -> None:
+    topology = parse(yaml.safe_load((EXAMPLES / "classify-icmp.yaml").read_text()))
+    commands = topology.commands()
+    assert commands[0] == "vf 1; component start cls 3 classifier"
+    assert "vf 1; port add phy:1 tx mgr" in commands
+    assert commands[-1] == "vf 1; classifier_table add mac 52:54:00:12:34:58 ring:1"
+    assert len(commands) == 16
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "processes: Field required"),
+        ({"processes": [{"kind": "nfv", "client_id": 1}]}, "processes[0].kind: Input should be 'vf' or 'mirror'"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "components": [
+            {"name": "a", "type": "forward", "core": "x"}]}]}, "processes[0].components[0].core"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "components": [
+            {"name": "a", "type": "forward", "core": 1, "rx": ["ring0"]}]}]},
+         "processes[0].components[0].rx[0].port: invalid port 'ring0'"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "components": [
+            {"name": "a", "type": "forward", "core": 1, "tx": [{"port": "ring:0",
+                                                              "vlan": {"operation": "add", "id": 5000}}]}]}]},
+         "processes[0].components[0].tx[0].vlan.id: Input should be less than or equal to 4095"),
+        ({"processes": [{"kind": "mirror", "client_id": 1, "components": [
+            {"name": "a", "type": "forward", "core": 1}]}]}, "a mirror runs mirror, not 'forward'"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": "nope", "port": "ring:0"}]}]},
+         "processes[0].classifier[0].mac: invalid MAC 'nope'"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "cpus": 3}]}, "processes[0].cpus: unknown field"),
+        ({"processes": [{"kind": "vf", "client_id": 1}, {"kind": "vf", "client_id": 1}]}, "vf 1 is listed twice"),
+    ],
+)
+def test_validation_names_the_field(data: object, message: str) -> None:
+    with pytest.raises(TopologyError) as info:
+        parse(data, "t.yaml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("t.yaml: ")
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("processes: [\n")
+    with pytest.raises(TopologyError, match="not valid YAML"):
+        load(bad)
+    assert main(["up", str(tmp_path / "none.yaml"), "-b", "127.0.0.1:1"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_up_and_down(ctl: Ctl, tmp_path: Path) -> None:
+    # the processes are already connected (fakes), so up only configures them
+    primary: FakePrimary = ctl.primary()
+    vf: FakeSecondary = ctl.secondary(1, "vf")
+    mirror: FakeSecondary = ctl.secondary(2, "mirror")
+    try:
+        topo = EXAMPLES / "taas.yaml"
+        assert main(["up", str(topo), "-b", ctl.server]) == 0
+        recipe = parse(yaml.safe_load(topo.read_text())).commands()
+        assert vf.commands == [line.split("; ", 1)[1] for line in recipe if line.startswith("vf 1;")]
+        assert mirror.commands == [line.split("; ", 1)[1] for line in recipe if line.startswith("mirror 2;")]
+        assert primary.commands == []
+        assert main(["down", str(topo), "-b", ctl.server]) == 0
+        assert vf.commands[-1] == "exit" and mirror.commands[-1] == "exit"
+    finally:
+        ctl.close_fakes()
+
+
+def test_up_launches_missing_processes(ctl: Ctl) -> None:
+    primary = ctl.primary()
+    try:
+        topology = parse({"secondary": "127.0.0.1:6000",
+                          "processes": [{"kind": "mirror", "client_id": 4, "cores": "1", "copy": "deep"}]})
+        client = RestClient(ctl.server)
+        from spp.cli import topology as topo_mod
+
+        with pytest.raises(Exception, match="did not connect"):
+            topo_mod.up(topology, client, log=lambda _line: None, launch_timeout=0.3)
+        client.close()
+        assert primary.commands == [
+            'launch 4 spp_mirror {"proc_name":"spp_mirror","client_id":4,"eal":{"-l":"1"},'
+            '"app":{"-s":"127.0.0.1:6000","--client-id":4,"--copy":"deep"}}'
+        ]
+    finally:
+        ctl.close_fakes()

@@ -1,0 +1,85 @@
+"""SPP's CLI syntax → SPEC section 5's REST requests, verbatim."""
+
+from __future__ import annotations
+
+import pytest
+
+from spp.cli.client import CliError
+from spp.cli.translate import Request, split_target, translate_primary, translate_secondary
+
+
+def vf(line: str) -> Request:
+    target = split_target(line)
+    assert target is not None and target.client_id is not None
+    return translate_secondary(target.kind, target.client_id, target.words)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("vf 1; status", Request("GET", "/vfs/1")),
+        ("vf 1; exit", Request("DELETE", "/vfs/1")),
+        ("vf 1; component start fwd1 12 forward",
+         Request("POST", "/vfs/1/components", {"name": "fwd1", "core": 12, "type": "forward"})),
+        ("vf 1; component stop fwd1", Request("DELETE", "/vfs/1/components/fwd1")),
+        ("vf 1; port add ring:0 rx fwd1",
+         Request("PUT", "/vfs/1/components/fwd1/ports",
+                 {"action": "attach", "port": "ring:0", "dir": "rx", "vlan": {}})),
+        ("vf 1; port add vhost:1 rx fwd1 add_vlantag 677 0",
+         Request("PUT", "/vfs/1/components/fwd1/ports",
+                 {"action": "attach", "port": "vhost:1", "dir": "rx",
+                  "vlan": {"operation": "add", "id": 677, "pcp": 0}})),
+        ("vf 1; port add phy:0 nq 1 tx cls del_vlantag",
+         Request("PUT", "/vfs/1/components/cls/ports",
+                 {"action": "attach", "port": "phy:0nq1", "dir": "tx",
+                  "vlan": {"operation": "del", "id": 0, "pcp": 0}})),
+        ("vf 1; port del vhost:0 tx fwd1",
+         Request("PUT", "/vfs/1/components/fwd1/ports", {"action": "detach", "port": "vhost:0", "dir": "tx"})),
+        ("vf 1; classifier_table add mac FA:16:3E:7D:CC:35 ring:0",
+         Request("PUT", "/vfs/1/classifier_table",
+                 {"action": "add", "type": "mac", "mac_address": "FA:16:3E:7D:CC:35", "port": "ring:0"})),
+        ("vf 1; classifier_table del vlan 475 default ring:0",
+         Request("PUT", "/vfs/1/classifier_table",
+                 {"action": "del", "type": "vlan", "vlan": "475", "mac_address": "default", "port": "ring:0"})),
+        ("mirror 2; component start mr1 2 mirror",
+         Request("POST", "/mirrors/2/components", {"name": "mr1", "core": 2, "type": "mirror"})),
+        ("mirror 2; port add ring:0 rx mr1",
+         Request("PUT", "/mirrors/2/components/mr1/ports", {"action": "attach", "port": "ring:0", "dir": "rx"})),
+    ],
+)
+def test_secondary_bodies(line: str, expected: Request) -> None:
+    assert vf(line) == expected
+
+
+def test_primary_requests() -> None:
+    assert translate_primary(["status"], "h:6666") == Request("GET", "/primary/status")
+    assert translate_primary(["clear"], "h:6666") == Request("DELETE", "/primary/status")
+    assert translate_primary(["port", "add", "ring:1"], "h:6666") == Request(
+        "PUT", "/primary/ports", {"action": "add", "port": "ring:1"})
+    assert translate_primary(["launch", "mirror", "3", "-l", "1,2", "--copy", "deep"], "h:6666") == Request(
+        "PUT", "/primary/launch",
+        {"proc_name": "spp_mirror", "client_id": 3, "eal": {"-l": "1,2"},
+         "app": {"-s": "h:6666", "--client-id": 3, "--copy": "deep"}})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("vf x; status", "invalid client id 'x'"),
+        ("vf; status", "a client id is required"),
+        ("nfv 1; status", "expected 'pri;', 'vf N;' or 'mirror N;'"),
+        ("vf 1; component start fwd1 x forward", "invalid core 'x'"),
+        ("vf 1; component start fwd1 1 mirror", "vf runs forward, merge, classifier"),
+        ("vf 1; port add ring0 rx fwd1", "invalid port 'ring0'"),
+        ("vf 1; port add ring:0 up fwd1", "invalid direction 'up'"),
+        ("vf 1; port add ring:0 rx fwd1 add_vlantag 5000 0", "invalid VLAN id '5000'"),
+        ("vf 1; port add ring:0 rx fwd1 add_vlantag 1 9", "invalid PCP '9'"),
+        ("vf 1; classifier_table add mac zz ring:0", "invalid MAC address 'zz'"),
+        ("mirror 1; classifier_table add mac default ring:0", "spp_mirror has no classifier"),
+        ("mirror 1; port add ring:0 rx m add_vlantag 1 1", "take no VLAN option"),
+        ("vf 1; launch", "unknown vf command"),
+    ],
+)
+def test_bad_input_explains(line: str, message: str) -> None:
+    with pytest.raises(CliError, match=message.replace("(", r"\(").replace(";", ";")):
+        vf(line)
