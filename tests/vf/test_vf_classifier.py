@@ -174,3 +174,47 @@ def test_through_the_worker_counts_add_up(dp: Dataplane) -> None:
         assert cls["rx_port"][0]["stats"]["rx_packets"] == out - extra_copies + cls["stats"]["drops"]["no_route"]
     finally:
         m.exit()
+
+
+def test_flood_copy_with_a_tx_vlan_tag_does_not_change_the_other_copies(dp: Dataplane) -> None:
+    """A VLAN operation on one copy of a shared buffer must not show in the others (copy on write)."""
+    m, mem = make_manager(dp)
+    try:
+        ok(m, "component start cls 1 classifier", "port add pcap:0 rx cls",
+           "port add pcap:1 tx cls add_vlantag 101 3", "port add pcap:2 tx cls", "port add pcap:3 tx cls del_vlantag",
+           f"classifier_table add mac {MAC_A} pcap:1", f"classifier_table add mac {MAC_B} pcap:2",
+           "classifier_table add mac default pcap:3")
+        frame = numbered(0, BROADCAST)
+        mem[0].inject([frame] * 100)
+        wait_for(lambda: len(mem[3].sent) == 100, timeout=60)
+        wait_for(lambda: len(mem[1].sent) == len(mem[2].sent) == 100)
+        assert set(mem[2].sent) == set(mem[3].sent) == {frame}
+        assert {f[12:16] for f in mem[1].sent} == {bytes([0x81, 0x00, 0x60, 101])}
+    finally:
+        m.exit()
+
+
+def test_unshare_copies_shared_buffers_and_counts_nombuf() -> None:
+    from spp.components.vlan import unshare
+    from spp.testing import stack
+
+    with stack(n_bufs=64) as dp:
+        ids = np.zeros(64, np.int32)
+        assert dp.alloc(ids) == 64
+        dp.write_frame(int(ids[0]), numbered(5))
+        dp.ref(ids[:1].copy())  # buffer 0 is shared
+        dp.free(ids[62:].copy())  # two buffers free
+        burst = ids[:2].copy()
+        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, burst, 2) == 2
+        assert burst[0] != ids[0] and burst[1] == ids[1]
+        assert dp.frame(int(burst[0])) == numbered(5)
+        assert int(dp.refcnt[ids[0]]) == 1
+        dp.ref(ids[2:3].copy())
+        dp.free(burst, 1)
+        dp.alloc(np.zeros(dp.free_count, np.int32))  # the pool is empty now
+        shared = ids[2:3].copy()
+        assert dp.free_count == 0
+        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, shared, 1) == 0
+        assert int(dp.refcnt[ids[2]]) == 1  # our reference was dropped, the other holder keeps it
+        held = np.array([i for i in range(64) if dp.refcnt[i] > 0], np.int32)
+        dp.free(held)

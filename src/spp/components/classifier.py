@@ -211,6 +211,29 @@ def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.nd
     return m, d
 
 
+_warm = False
+
+
+def warm_up(dp: Dataplane) -> None:
+    """Compile (or load from cache) the burst functions now, not in a worker's first burst.
+
+    A worker busy compiling cannot adopt a new plan, so the manager calls this once
+    per process before starting workers.
+    """
+    global _warm
+    if _warm:
+        return
+    from spp.components.vlan import apply_vlan, unshare
+
+    none = np.zeros(1, np.int32)
+    t = EMPTY_TABLE
+    classify(dp.data, dp.meta, dp.refcnt, none, 0, t.keys, t.values, t.mask, t.defaults, t.has_table, t.flood_off,
+             t.flood_ports, none, none, none, np.zeros(N_FIELDS, np.int64), REASON["runt"], REASON["no_route"])
+    apply_vlan(dp.data, dp.meta, none, 0, 0, 0)
+    unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, none, 0)
+    _warm = True
+
+
 class Classifier(Component):
     """Forwards with 1 rx port, at least 1 tx port and at least 1 active table entry."""
 

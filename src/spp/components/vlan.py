@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from spp.runtime.dataplane import pool_alloc, pool_free
+
 OP_NONE = 0
 OP_ADD = 1
 OP_DEL = 2
@@ -88,3 +90,37 @@ def apply_vlan(data: np.ndarray, meta: np.ndarray, ids: np.ndarray, n: int, op: 
             meta[b, 0] = off + 4
             meta[b, 1] = ln - 4
     return bad
+
+
+@njit(cache=True, nogil=True)
+def unshare(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
+            header: np.ndarray, ids: np.ndarray, n: int) -> int:
+    """Give every shared buffer of ``ids[:n]`` (reference count > 1) a private copy.
+
+    Run before an in-place edit (a VLAN operation) so that the other holders of a
+    shallow copy (a classifier flood, a mirror) keep seeing the original frame.
+    Returns ``m``: the buffers kept, compacted into ``ids[:m]`` in order.  A frame
+    for which no free buffer was left is released (its reference dropped) and not
+    kept; the caller counts ``n - m`` as ``nombuf``.
+    """
+    one = np.empty(1, np.int32)
+    m = 0
+    for i in range(n):
+        b = ids[i]
+        if refcnt[b] > 1:
+            k = pool_alloc(pctrl, pslots, refcnt, meta, one, 0, 1)
+            nb = one[0]
+            if k:
+                off = meta[b, 0]
+                ln = meta[b, 1]
+                data[nb, off : off + ln] = data[b, off : off + ln]
+                for c in range(meta.shape[1]):
+                    meta[nb, c] = meta[b, c]
+            one[0] = b
+            pool_free(pctrl, pslots, refcnt, header, one, 0, 1)  # our reference to the shared one
+            if k == 0:
+                continue
+            b = nb
+        ids[m] = b
+        m += 1
+    return m

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spp.components.base import COMPONENT_TYPES, Component, ComponentError
-from spp.components.classifier import Classifier, build_table
+from spp.components.classifier import Classifier, build_table, warm_up
 from spp.components.vlan import NO_VLAN, VlanOp
 from spp.control.commands import (
     Command,
@@ -70,6 +70,8 @@ PROCESS_COMPONENTS: dict[str, tuple[str, ...]] = {
 }
 #: Port types always listed in status; others only when in use (SPP's CLI knows only these).
 STATUS_PORT_TYPES: tuple[str, ...] = ("phy", "vhost", "ring")
+#: Seconds to wait for a worker to adopt a new plan (a first burst may compile code).
+PUBLISH_TIMEOUT = 60.0
 
 
 class ManagerError(ValueError):
@@ -166,6 +168,7 @@ class Manager:
         self._workers: dict[int, Worker] = {}
         self._generation = 0
         self._lock = threading.RLock()
+        warm_up(dp)
 
     @property
     def master_lcore(self) -> int:
@@ -488,7 +491,11 @@ class Manager:
                 continue
             self._generation += 1
             plan = WorkerPlan(tuple(self._component_plan(c) for c in comps), self._generation)
-            self._worker(core).publish(plan)
+            try:
+                self._worker(core).publish(plan, timeout=PUBLISH_TIMEOUT)
+            except TimeoutError:  # the worker adopts it later; the state is already the new one
+                log.error("worker on core %d did not adopt plan %d within %.0f s", core, plan.generation,
+                          PUBLISH_TIMEOUT)
 
     def _publish_classifiers(self) -> None:
         self._publish({c.core for c in self._comps.values() if c.ctype == "classifier"})

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spp.components.base import Component
-from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan
+from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.ports.base import Port
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import native_run
@@ -242,6 +242,7 @@ class Worker:
                     continue
                 total += k
                 if a.vlan.code != OP_NONE:
+                    k = self._private(a.port, bufs, k)
                     bad = int(apply_vlan(dp.data, dp.meta, bufs, k, a.vlan.code, a.vlan.tci))
                     if bad:
                         a.port.count_error(bad)
@@ -280,6 +281,18 @@ class Worker:
             if buf.count and (force or now - buf.since >= DRAIN_NS):
                 self._flush(buf)
 
+    def _private(self, port: Port, ids: np.ndarray, n: int) -> int:
+        """Copy-on-write before a VLAN edit: shared buffers of ``ids[:n]`` get private copies.
+
+        Returns how many are kept (``ids[:m]``); frames left without a buffer are
+        counted as ``nombuf`` on ``port``.
+        """
+        dp = self.dp
+        m = int(unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, ids, n))
+        if m < n:
+            port.count_drop("nombuf", n - m)
+        return m
+
     def _flush(self, buf: _TxBuffer) -> None:
         n = buf.count
         if n == 0:
@@ -288,6 +301,7 @@ class Worker:
         ids = buf.ids
         port = buf.port
         if buf.vlan.code != OP_NONE:
+            n = self._private(port, ids, n)
             bad = int(apply_vlan(self.dp.data, self.dp.meta, ids, n, buf.vlan.code, buf.vlan.tci))
             if bad:
                 port.count_error(bad)
