@@ -249,7 +249,6 @@ def test_register_unregister_under_load_loses_nothing(dp: Dataplane, shared: boo
     src, out = pt.get("nullpmd:0"), pt.get("nullpmd:1")
     agent = MirrorAgent(dp, pt, interval=0.001)
     agent.start()
-    src.add_rx_callback(lambda port, bufs, n: n)  # the Python path from the start, same as when mirrored
     w = Worker(dp, 0, pin=False)
     w.start()
     totals = dict.fromkeys(STATS, 0)
@@ -270,6 +269,7 @@ def test_register_unregister_under_load_loses_nothing(dp: Dataplane, shared: boo
                 totals[k] += v
             agent.unregister("live")
         assert agent.attached() == []
+        wait_for(lambda: w._native is not None, timeout=10)  # back on the compiled path
         w.publish(WorkerPlan((), 2))
     finally:
         w.stop()

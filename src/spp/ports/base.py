@@ -35,6 +35,7 @@ from spp.runtime.stats import ERRORS, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS
 Callback = Callable[["Port", np.ndarray, int], int]
 
 _PORT_RE = re.compile(r"^([a-z]+):(\d+)(?:nq(\d+))?$")
+_CB_GEN_LOCK = threading.Lock()
 
 
 class PortError(ValueError):
@@ -78,6 +79,9 @@ class Port(ABC):
     full_reason: ClassVar[str] = "tx_full"
     #: Native kind for compiled workers (0: Python-only driver).
     native_kind: ClassVar[int] = 0
+    #: Bumped whenever a callback is added to or removed from any port of this process,
+    #: so workers re-check whether their compiled fast path still applies.
+    callback_generation: ClassVar[int] = 0
 
     def __init__(self, dp: Dataplane, pid: PortId) -> None:
         self.dp = dp
@@ -136,6 +140,7 @@ class Port(ABC):
         """Run ``cb`` on every received burst from now on; returns a handle for removal."""
         with self._cb_lock:
             self._rx_cbs = (*self._rx_cbs, cb)
+        self._callbacks_changed()
         return cb
 
     def remove_rx_callback(self, cb: Callback) -> None:
@@ -143,11 +148,13 @@ class Port(ABC):
             if cb not in self._rx_cbs:
                 raise PortError(f"{self.id}: no such rx callback")
             self._rx_cbs = tuple(c for c in self._rx_cbs if c is not cb)
+        self._callbacks_changed()
 
     def add_tx_callback(self, cb: Callback) -> Callback:
         """Run ``cb`` on every burst about to be transmitted; returns a handle."""
         with self._cb_lock:
             self._tx_cbs = (*self._tx_cbs, cb)
+        self._callbacks_changed()
         return cb
 
     def remove_tx_callback(self, cb: Callback) -> None:
@@ -155,6 +162,12 @@ class Port(ABC):
             if cb not in self._tx_cbs:
                 raise PortError(f"{self.id}: no such tx callback")
             self._tx_cbs = tuple(c for c in self._tx_cbs if c is not cb)
+        self._callbacks_changed()
+
+    @staticmethod
+    def _callbacks_changed() -> None:
+        with _CB_GEN_LOCK:
+            Port.callback_generation += 1
 
     # -- counters -------------------------------------------------------------
 
