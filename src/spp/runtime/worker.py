@@ -197,11 +197,13 @@ class Worker:
         if self.pin:
             _pin(self.core)
         current: WorkerPlan | None = None
+        cb_gen = -1
         idle = 0
         try:
             while not self._stop.is_set():
                 plan = self._plan
-                if plan is not current:
+                if plan is not current or Port.callback_generation != cb_gen:  # a callback change too
+                    cb_gen = Port.callback_generation  # (e.g. a mirror) may switch the fast path on or off
                     self._adopt(plan)
                     current = plan
                 self.loops += 1
