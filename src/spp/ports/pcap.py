@@ -167,7 +167,11 @@ class _Reader:
         self.done = False
         self.eof_seen = False
         self.pid = pid
-        self._read_header(strict=not follow)
+        try:
+            self._read_header(strict=not follow)
+        except BaseException:
+            self.f.close()
+            raise
 
     def _read_header(self, strict: bool) -> None:
         self.f.seek(0)
@@ -266,7 +270,7 @@ class PcapPort(Port):
                     return 0
             dp = self.dp
             k = 0
-            rewound = False
+            k_at_rewind = -1  # rewind again only if the last pass over the file gave frames
             while k < n:
                 got = int(pcap_rx(r.buf, r.st, r.swap, r.maxcap, dp.pool_ctrl, dp.pool_slots, dp.refcnt,
                                   dp.header, dp.meta, dp.data, dp.stats, self.slot, bufs[k:], n - k))
@@ -287,9 +291,9 @@ class PcapPort(Port):
                 if pending:
                     self.count_drop("bad_frame")  # the file ends inside a record
                     r.st[0] = r.st[1]
-                if r.loop and not rewound:
+                if r.loop and k > k_at_rewind:
                     r.rewind()
-                    rewound = True
+                    k_at_rewind = k
                     continue
                 if not r.loop:
                     r.done = True
