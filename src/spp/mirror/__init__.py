@@ -17,6 +17,7 @@ See ``docs/mirroring.md``.
 """
 
 from spp.mirror.agent import MirrorAgent
+from spp.mirror.command import handle_port_mirror_command
 from spp.mirror.engine import DIRECTIONS, STAT_NAMES, BurstFilter, PortMirror
 from spp.mirror.filters import FilterError, FlowMatch, MatchSpec, parse_mac, parse_vlan_ranges
 from spp.mirror.registry import MirrorError, MirrorSpec, SharedMirror, add_mirror, list_mirrors, remove_mirror
@@ -34,6 +35,7 @@ __all__ = [
     "PortMirror",
     "SharedMirror",
     "add_mirror",
+    "handle_port_mirror_command",
     "list_mirrors",
     "parse_mac",
     "parse_vlan_ranges",

@@ -117,6 +117,14 @@ class FlowMatch:
     dport: int | str | None = None
 
     def __post_init__(self) -> None:
+        for f in ("proto", "sport", "dport"):  # normal form: numbers as int, names lower-case, '*' as None
+            v = getattr(self, f)
+            if isinstance(v, str):
+                v = None if v == "*" else int(v) if v.isdigit() else v.lower()
+                object.__setattr__(self, f, v)
+        for f in ("src", "dst"):
+            if getattr(self, f) == "*":
+                object.__setattr__(self, f, None)
         self.compile()  # validate early, with the message of the first bad field
 
     @classmethod
