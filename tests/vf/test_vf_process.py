@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -262,3 +263,48 @@ def test_bad_arguments() -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert b"invalid client id 'x'" in err or b"invalid server 'nowhere'" in err
+
+
+def test_wire_protocol(dp: Dataplane) -> None:
+    """The raw TCP side: handshake, commands without terminator (a trailing newline or NUL tolerated),
+    one JSON reply per command ending in a newline, reconnect after a drop, exit."""
+    with socket.socket() as server:
+        server.bind((HOST, 0))
+        server.listen(1)
+        server.settimeout(60)
+        vf = launch("vf", "--client-id", "3", "-s", f"{HOST}:{server.getsockname()[1]}", "-l", "0,1",
+                    "--file-prefix", dp.prefix, "--no-pin")
+        try:
+            def ask(conn: socket.socket, command: bytes) -> dict[str, object]:
+                conn.sendall(command)
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(4096)
+                    assert chunk, "connection closed"
+                    data += chunk
+                assert data.count(b"\n") == 1
+                reply: dict[str, object] = json.loads(data)
+                return reply
+
+            conn, _ = server.accept()
+            conn.settimeout(30)
+            with conn:
+                assert ask(conn, b"_get_client_id") == {"results": [{"result": "success"}], "client_id": 3,
+                                                         "process_type": "vf"}
+                assert ask(conn, b"component start f 1 forward\n") == {"results": [{"result": "success"}]}
+                reply = ask(conn, b"status\0")
+                assert reply["results"] == [{"result": "success"}]
+                assert ask(conn, b"component start g 1 fwd") == {"results": [{"result": "error", "error_details": {
+                    "message": "unknown component type 'fwd': expected forward, merge or classifier"}}]}
+            conn, _ = server.accept()  # dropped: it comes back, with its state
+            conn.settimeout(30)
+            with conn:
+                assert ask(conn, b"_get_client_id")["client_id"] == 3
+                info = ask(conn, b"status")["info"]
+                assert isinstance(info, dict)
+                assert [c["name"] for c in info["core"]] == ["f"]
+                assert ask(conn, b"exit") == {"results": [{"result": "success"}]}
+                assert vf.wait(30) == 0
+                assert conn.recv(4096) == b""
+        finally:
+            _stop(vf)
