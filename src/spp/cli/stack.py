@@ -118,11 +118,15 @@ class LocalStack:
         if proc.poll() is not None:
             raise StackError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
 
-    def start_ctl(self, timeout: float = 20.0) -> None:
-        """Start spp-ctl and wait until its REST API answers."""
+    def start_ctl(self, timeout: float = 20.0, reply_timeout: float = 30.0) -> None:
+        """Start spp-ctl and wait until its REST API answers.
+
+        ``reply_timeout`` is spp-ctl's ``--timeout``: generous, because a secondary's
+        first command may wait for numba to compile its loops.
+        """
         self.spawn("spp-ctl", [
             sys.executable, "-m", "spp.ctl", "-b", self.host, "-p", str(self.pri_port),
-            "-s", str(self.sec_port), "-a", str(self.api_port),
+            "-s", str(self.sec_port), "-a", str(self.api_port), "--timeout", f"{reply_timeout:g}",
         ])
         self.wait_process(None, timeout, check="spp-ctl")
 
