@@ -53,6 +53,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import ringcore
@@ -67,6 +68,7 @@ VALID_COMMANDS: Final = (
     "port add ring:N",
     "port del ring:N",
     "launch CLIENT_ID PROC_NAME JSON",
+    "port_mirror {add|del|list} ...",
     "exit",
 )
 
@@ -193,6 +195,8 @@ class Primary:
         words = text.split()
         with self._lock:
             try:
+                if words and words[0] == "port_mirror":  # the shared mirror registry (docs/mirroring.md)
+                    return handle_port_mirror_command(self.dp, words)
                 if words == ["status"]:
                     return success(info=self.status_info())
                 if words == ["clear"]:

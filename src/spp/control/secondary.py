@@ -32,6 +32,7 @@ from typing import Any
 
 from spp.control.commands import ProcessType, tokenize
 from spp.control.manager import Manager, error_reply, parse_cores, success
+from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.runtime.dataplane import Dataplane
 
 log = logging.getLogger("spp.secondary")
@@ -180,6 +181,8 @@ class SecondaryClient:
         m = self.manager
         if line == GET_CLIENT_ID:
             return success(client_id=m.client_id, process_type=m.process)
+        if line.startswith("port_mirror"):  # the shared mirror registry (docs/mirroring.md)
+            return handle_port_mirror_command(m.dp, line.split())
         try:
             reply = m.execute(line)
         except Exception as e:  # a bug, not bad input: answer, log, keep serving
@@ -223,9 +226,12 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
              ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
+    mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
+    mirrors.start()
     try:
         SecondaryClient(manager, opts.host, opts.port, stop).run()
     finally:
+        mirrors.close()
         manager.exit()
         dp.close()
     log.info("spp-%s %d stopped", process, opts.client_id)
