@@ -32,7 +32,7 @@ def test_nullpmd_conforms(dp: Dataplane) -> None:
         yield Harness(port, inject=None, collect=None, runt=False, oversize=False, source_frame=template)
         port.close()
 
-    assert check_port(make, dp) == ["rx", "tx", "tx_callbacks", "pool"]
+    assert check_port(make, dp) == ["rx", "tx", "tx_callbacks", "callbacks_live", "pool"]
 
 
 def test_ring_conforms(dp: Dataplane) -> None:
@@ -58,7 +58,7 @@ def test_ring_conforms(dp: Dataplane) -> None:
         yield Harness(port, inject, collect, runt=False, oversize=False)
         port.close()
 
-    assert check_port(make, dp) == [*ALL[:4], "pool"]
+    assert check_port(make, dp) == [*ALL[:4], "callbacks_live", "pool"]
 
 
 def test_memory_port_conforms(dp: Dataplane) -> None:

@@ -80,6 +80,7 @@ TPACKET_V2: Final = 1
 TPACKET_V3: Final = 2
 PACKET_FANOUT_HASH: Final = 0
 SIOCGIFFLAGS: Final = 0x8913
+SO_SNDBUFFORCE: Final = 32
 IFF_UP: Final = 0x1
 IFF_RUNNING: Final = 0x40
 
@@ -390,6 +391,8 @@ class _Tx:
             s.setsockopt(SOL_PACKET, PACKET_TX_RING,
                          struct.pack("4I", TX_BLOCK_SIZE, TX_BLOCKS, TX_FRAME_SIZE, self.nframes))
             self.ring = _Ring(s, TX_BLOCK_SIZE * TX_BLOCKS)
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20)
             s.bind((iface, 0))  # protocol 0: this socket receives nothing
             s.setblocking(False)
         except BaseException:
@@ -523,8 +526,10 @@ class PhyPort(Port):
             rx = self._rxs
             if rx is None:
                 return 0
-            dp = self.dp
             r = rx.ring
+            if not r.r32[int(rx.state[0]) * (RX_BLOCK_SIZE // 4) + 2] & TP_STATUS_USER:
+                return 0  # nothing ready: skip the compiled call (its argument unboxing costs µs)
+            dp = self.dp
             return int(v3_rx(r.r8, r.r16, r.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS, dp.pool_ctrl,
                              dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats, self.slot, bufs, n))
 
@@ -542,7 +547,7 @@ class PhyPort(Port):
                           dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
                           self.slot, bufs, n, self._scratch))
             failed = False
-            if tx.state[1]:
+            if tx.state[1] or k < n:  # also when full: frames a failed kick left queued must go out
                 try:
                     tx.sock.send(b"", socket.MSG_DONTWAIT)
                 except BlockingIOError:

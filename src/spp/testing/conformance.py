@@ -26,7 +26,9 @@ What is checked (each step on fresh counters deltas, the pool whole at the end):
 3. **callbacks while traffic flows** — an rx (tx) callback added between two bursts sees
    every frame of the bursts while it is attached exactly once and none after its
    removal; a filtering callback that keeps a prefix and frees the rest makes
-   ``received + filtered == sent``.
+   ``received + filtered == sent``.  Then the same while another thread keeps adding
+   and removing callbacks during a stream: no frame is lost, duplicated, or seen twice
+   by a callback (``callbacks_live``).
 4. **bad frames** — an injected runt (< 14 bytes) is counted ``runt`` and an oversize
    frame ``too_long``, never delivered; the frames around them still arrive.
 5. **pool whole** — after everything, the pool has as many free buffers as before.
@@ -101,6 +103,7 @@ def check_port(factory: Factory, dp: Dataplane) -> list[str]:
         _check_rx_callbacks(dp, h, steps)
         _check_tx_callbacks(dp, h, steps)
         _check_bad_frames(dp, h, steps)
+        _check_callbacks_live(dp, h, steps)
     try:
         wait_for(lambda: dp.free_count == base_free, timeout=10)
     except TimeoutError:
@@ -370,6 +373,59 @@ def _check_bad_frames(dp: Dataplane, h: Harness, steps: list[str]) -> None:
     steps.append(step)
 
 
+def _check_callbacks_live(dp: Dataplane, h: Harness, steps: list[str]) -> None:
+    """Callbacks toggled by another thread while frames stream through rx and tx."""
+    import threading
+
+    step = "callbacks_live"
+    rx_seen: list[int] = []
+    tx_seen: list[int] = []
+    stop = threading.Event()
+    toggles = [0]
+
+    def toggler() -> None:
+        rcb = _recorder(dp, rx_seen, False)
+        tcb = _recorder(dp, tx_seen, False)
+        while not stop.is_set():
+            if h.inject is not None:
+                h.port.add_rx_callback(rcb)
+            h.port.add_tx_callback(tcb)
+            stop.wait(0.0005)
+            if h.inject is not None:
+                h.port.remove_rx_callback(rcb)
+            h.port.remove_tx_callback(tcb)
+            toggles[0] += 1
+            stop.wait(0.0005)
+
+    t = threading.Thread(target=toggler, name="conformance-toggler")
+    t.start()
+    try:
+        got: list[bytes] = []
+        out: list[bytes] = []
+        frames: list[bytes] = []
+        for chunk in range(8):
+            part = [numbered(800 + 25 * chunk + i, size=h.sizes[i % len(h.sizes)]) for i in range(25)]
+            frames += part
+            if h.inject is not None:
+                h.inject(part)
+                got += _receive(dp, h, len(part), step, burst=4)
+            _send(dp, h, part, step, burst=4)
+            if h.collect is not None:
+                out += h.collect(len(part), h.timeout)
+    finally:
+        stop.set()
+        t.join()
+    if h.inject is not None:
+        _same(step, h, got, frames)
+        if len(rx_seen) != len(set(rx_seen)) or not set(rx_seen) <= {frame_number(f) for f in frames}:
+            raise _fail(step, "an rx callback saw a frame twice or a frame that was not sent")
+    if h.collect is not None:
+        _same(step, h, out, frames)
+    if len(tx_seen) != len(set(tx_seen)):
+        raise _fail(step, "a tx callback saw a frame twice")
+    steps.append(step)
+
+
 def iter_steps() -> Iterator[str]:
     """Names of the checks, in order."""
-    yield from ("rx", "tx", "rx_callbacks", "tx_callbacks", "bad_frames", "pool")
+    yield from ("rx", "tx", "rx_callbacks", "tx_callbacks", "bad_frames", "callbacks_live", "pool")
