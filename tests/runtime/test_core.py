@@ -82,8 +82,6 @@ def test_port_ids() -> None:
 
 
 def test_refused_and_out_of_range(dp: Dataplane) -> None:
-    with pytest.raises(PortError, match="tap:N"):
-        open_port(dp, "vhost:0")
     with pytest.raises(PortError, match="memif"):
         open_port(dp, "memif:0")
     with pytest.raises(ValueError, match=r"index must be 0\.\.15"):

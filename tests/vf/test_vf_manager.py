@@ -61,7 +61,7 @@ def test_port_rules(dp: Dataplane) -> None:
         assert "classifier 'cls' takes at most 1 rx port(s)" in err(m, "port add ring:5 rx cls")
         assert "is not attached as tx of 'f1' (tx ports: ring:0)" in err(m, "port del ring:9 tx f1")
         assert "no component named 'zz'" in err(m, "port add ring:9 tx zz")
-        assert "vhost:N is not supported yet" in err(m, "port add vhost:0 rx f1")
+        assert "memif:N is not supported" in err(m, "port add memif:0 rx f1")
         assert "ring:99 out of range" in err(m, "port add ring:99 rx f1")
         assert "is not attached as tx of a classifier" in err(m, "classifier_table add mac default ring:0")
         # repeating port add with a VLAN option updates the tag

@@ -119,8 +119,8 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
         wait_for(lambda: {"type": "vf", "client-id": 1} in ctl.processes(), timeout=60, message="spp-vf to connect")
         # SPEC §5 bodies, verbatim
         ok(api, "POST", "/v1/vfs/1/components", {"name": "fwd1", "core": 12, "type": "forward"})
-        assert "vhost:N is not supported yet" in bad(api, "PUT", "/v1/vfs/1/components/fwd1/ports", {
-            "action": "attach", "port": "vhost:1", "dir": "rx", "vlan": {"operation": "add", "id": 677, "pcp": 0}})
+        assert "memif:N is not supported" in bad(api, "PUT", "/v1/vfs/1/components/fwd1/ports", {
+            "action": "attach", "port": "memif:1", "dir": "rx", "vlan": {"operation": "add", "id": 677, "pcp": 0}})
         assert "port vhost:0 is not attached as tx of 'fwd1'" in bad(
             api, "PUT", "/v1/vfs/1/components/fwd1/ports", {"action": "detach", "port": "vhost:0", "dir": "tx"})
         ok(api, "DELETE", "/v1/vfs/1/components/fwd1")
