@@ -102,3 +102,52 @@ def test_bad_names_are_explained(dp: Dataplane) -> None:
         open_port(dp, "tap:0", name="a/b")
     with pytest.raises(PortError, match="cannot attach TAP 'lo'"):
         open_port(dp, "tap:0", name="lo")
+
+
+def test_device_deleted_under_a_running_port(dp: Dataplane) -> None:
+    from spp.testing.netns import delete_link
+
+    name = unique_ifname("spptap")
+    port = open_port(dp, "tap:3", name=name)
+    assert isinstance(port, TapPort)
+    try:
+        assert port.describe()["link"] in ("up", "down")
+        assert delete_link(name)
+        assert port.describe()["link"] == "gone" and not port.describe()["visible"]
+        bufs = np.zeros(8, np.int32)
+        assert port.rx_burst(bufs) == 0
+        assert _tx(dp, port, [numbered(1), numbered(2)]) == 2
+        assert port.stats_dict()["drops"] == {"link_down": 2}
+    finally:
+        port.close()
+
+
+def test_multi_queue_tap_attaches_twice(dp: Dataplane) -> None:
+    name = unique_ifname("spptap")
+    q0 = open_port(dp, "tap:4", name=name, multi_queue=True)
+    q1 = open_port(dp, "tap:4nq1", name=name, multi_queue=True)
+    assert isinstance(q0, TapPort) and isinstance(q1, TapPort)
+    try:
+        assert q0.created and not q1.created
+        sock = ns_packet_socket(None, name)
+        try:
+            frames = [numbered(i, sip=f"10.2.{i}.1", sport=2000 + i) for i in range(32)]
+            for f in frames:
+                sock.send(f)
+            bufs = np.zeros(32, np.int32)
+            got: list[bytes] = []
+
+            def poll() -> bool:
+                for q in (q0, q1):
+                    k = q.rx_burst(bufs)
+                    got.extend(dp.frame(int(b)) for b in bufs[:k])
+                    dp.free(bufs[:k].copy(), k)
+                return len(got) >= len(frames)
+
+            wait_for(poll, timeout=10)
+            assert sorted(got) == sorted(frames)
+        finally:
+            sock.close()
+    finally:
+        q1.close()
+        q0.close()

@@ -33,9 +33,10 @@ Accounting (every lost frame is counted once, on this port's row):
   burst, frees it and counts ``link_down`` (decision: a dead link must not back-pressure
   the caller's buffers, and the caller's ``tx_full`` would misname the cause).
   Frames still waiting in the rx ring when the interface disappears are counted
-  ``link_down`` too.  The link is checked at most every 0.5 s (``if_nametoindex`` +
-  ``SIOCGIFFLAGS``, two cheap syscalls) and immediately when a send fails; a deleted
-  interface that comes back (same name) is reopened.  :meth:`PhyPort.describe` says
+  ``link_down`` too (``stopped`` when the port is closed).  The link is checked at
+  most every 0.5 s (``if_nametoindex`` + ``SIOCGIFFLAGS``, two cheap syscalls) and
+  immediately when a send fails; a deleted interface that comes back (same name) is
+  reopened.  :meth:`PhyPort.describe` says
   ``"link": "up" | "down" | "gone"``.
 
 Multi-queue: every socket spp opens on an interface joins the ``PACKET_FANOUT`` group
@@ -463,13 +464,14 @@ class PhyPort(Port):
             return False
         return fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING)
 
-    def _teardown(self) -> None:
+    def _teardown(self, reason: str = "link_down") -> None:
+        """Close both sockets; frames still in the rx ring are counted under ``reason``."""
         rx, tx = self._rxs, self._txs
         self._rxs = self._txs = None
         if rx is not None:
             lost = int(v3_drain(rx.ring.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS))
             if lost:
-                self.count_drop("link_down", lost)
+                self.count_drop(reason, lost)
             with contextlib.suppress(OSError):
                 drops = rx.kernel_drops()
                 if drops:
@@ -573,7 +575,7 @@ class PhyPort(Port):
     def close(self) -> None:
         with self._mgmt_lock, self._rx_lock, self._tx_lock:
             if not self.closed:
-                self._teardown()
+                self._teardown("stopped")
                 self.link = "gone"
             self.closed = True
 

@@ -18,9 +18,9 @@ accepted prefix is returned and the caller counts ``tx_full``).
 Accounting: rx frames < 14 bytes → ``runt``; longer than ``DATA_ROOM`` → ``too_long``
 (read into a scratch tail and discarded); no free buffer at all → the waiting frames
 (up to a burst) are read into a scratch area and counted ``nombuf``.  tx runt →
-``runt``; a write refused with ``EIO`` (device down) → the burst is accepted, freed
-and counted ``link_down``; any other refusal (``EINVAL``...) → that frame is accepted
-and counted ``bad_frame`` plus an error.
+``runt``; a write refused with ``EIO`` (device down) or ``EBADFD`` (device deleted)
+→ the burst is accepted, freed and counted ``link_down``; any other refusal
+(``EINVAL``...) → that frame is accepted and counted ``bad_frame`` plus an error.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ IFF_RUNNING: Final = 0x40
 SCRATCH: Final = 65536
 EAGAIN: Final = errno.EAGAIN
 EIO: Final = errno.EIO
+EBADFD: Final = errno.EBADFD
+TUNGETIFF: Final = 0x800454D2
 
 _RUNT: Final = REASON["runt"]
 _TOO_LONG: Final = REASON["too_long"]
@@ -153,7 +155,7 @@ def tap_tx(fd: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, h
             e = _errno_location()[0]
             if e == 4:
                 continue
-            if e in (EAGAIN, EIO):
+            if e in (EAGAIN, EIO, EBADFD):
                 err = e
                 break
             bad += 1
@@ -245,8 +247,8 @@ class TapPort(Port):
                        self.slot, bufs, n, self._scratch, self._res))
         if self._res[1]:
             self.count_error(int(self._res[1]))
-        if self._res[0] == EIO and k < n:
-            # The device is down: nothing more will go out now.
+        if self._res[0] in (EIO, EBADFD) and k < n:
+            # The device is down (EIO) or was deleted (EBADFD): nothing more will go out now.
             self.link_errors += 1
             self.count_drop("link_down", n - k)
             self.dp.free(bufs[k:n].copy(), n - k)
@@ -257,15 +259,32 @@ class TapPort(Port):
         return None if self.closed else self.fd
 
     @property
+    def visible(self) -> bool:
+        """Whether the device is in our network namespace (it may have been moved)."""
+        try:
+            socket.if_nametoindex(self.name)
+        except OSError:
+            return False
+        return True
+
+    @property
     def link(self) -> str:
-        """``up``, ``down`` (administratively or no carrier), or ``gone`` (closed)."""
+        """``up``, ``down`` (administratively or no carrier), or ``gone`` (closed or deleted).
+
+        A device moved into another namespace still carries traffic through our
+        descriptor; its flags cannot be read from here, so it reports ``up``.
+        """
         if self.closed:
             return "gone"
+        try:
+            fcntl.ioctl(self.fd, TUNGETIFF, bytes(40))
+        except OSError:
+            return "gone"  # the device was deleted under us (EBADFD)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH14x", self.name.encode(), 0))
         except OSError:
-            return "down"  # moved to another namespace, or not visible from here
+            return "up"  # moved to another namespace
         fl = struct.unpack_from("16sH", res)[1]
         return "up" if fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING) else "down"
 
@@ -282,6 +301,7 @@ class TapPort(Port):
             "created": self.created,
             "multi_queue": self.multi_queue,
             "link": self.link,
+            "visible": self.visible,
         }
 
 
