@@ -27,9 +27,14 @@ returns:
   does (sole-owner fast path, atomic decrement otherwise, double frees counted).
 * **One metadata write** per received null buffer (the fresh-buffer reset and the
   null driver's length/port are merged).
+* **No runtime calls in the loop**: the loop is compiled without numba's reference
+  counting (see :func:`_run_core`) and its helpers are inlined; with it, every array
+  view and helper call cost an atomic increment/decrement pair (about 60% of the time).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -45,9 +50,11 @@ LC_CAP = 512
 LC_KEEP = 256
 #: A refill takes at least this many buffers from the pool ring.
 LC_REFILL = 128
+#: numba option compiling a function without its reference-counting runtime.
+_NO_NRT: dict[str, Any] = {"_nrt": False}
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _free_to_cache(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
                    txbuf: np.ndarray, c: int, start: int, n: int, lc: np.ndarray, ln: int) -> int:
     """Drop one reference to each of ``txbuf[c, start:start+n]``; return the new cache fill.
@@ -78,7 +85,7 @@ def _free_to_cache(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, he
     return ln
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) -> int:
     total = 0
     for i in range(n):
@@ -86,7 +93,7 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _flush(c: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
@@ -111,30 +118,23 @@ def _flush(c: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     return ln
 
 
-@njit(cache=True, nogil=True)
-def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
-               header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
-               n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
-               tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray, txbuf: np.ndarray,
-               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int) -> int:
-    """Run ``iters`` passes over the components; return frames received.
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
+              header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
+              n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
+              tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray, txbuf: np.ndarray,
+              txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
+              rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
+              lc: np.ndarray) -> int:
+    """:func:`native_run` with its scratch arrays passed in (zeroed accumulators, cache room).
 
-    Component ``c`` receives from ``n_rx[c]`` ports (``rx_kind``/``rx_arg``/``rx_slot``
-    rows: driver kind, null frame size or ring index, stats row) and sends to one
-    (``tx_kind``/``tx_arg``/``tx_slot``).  ``txbuf[c, :txcnt[c]]`` holds its unsent
-    frames; ``txbuf`` must be at least ``burst`` wide.  On return every ``txcnt`` is 0,
-    every counter is up to date and every free buffer is back in the pool ring.
+    Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
+    array view it makes (``txbuf[c]``, ``ring_ctrl[a]``) costs a reference-count
+    round trip, and the helpers are inlined into one loop.
     """
     ncomp = n_rx.shape[0]
     cap = txbuf.shape[1]
     burst = min(burst, cap)
-    max_rx = rx_kind.shape[1]
-    rxp = np.zeros((ncomp, max_rx), np.int64)
-    rxb = np.zeros((ncomp, max_rx), np.int64)
-    txp = np.zeros(ncomp, np.int64)
-    txb = np.zeros(ncomp, np.int64)
-    txd = np.zeros(ncomp, np.int64)
-    lc = np.empty(LC_CAP + LC_REFILL + 2 * cap, np.int32)
     ln = 0
     total = 0
     for _ in range(iters):
@@ -195,4 +195,32 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
         stat_add(row, TX_PACKETS, txp[c])
         stat_add(row, TX_BYTES, txb[c])
         stat_add(row, ring_full if tx_kind[c] == KIND_RING else tx_full, txd[c])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
+               header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
+               n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
+               tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray, txbuf: np.ndarray,
+               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int) -> int:
+    """Run ``iters`` passes over the components; return frames received.
+
+    Component ``c`` receives from ``n_rx[c]`` ports (``rx_kind``/``rx_arg``/``rx_slot``
+    rows: driver kind, null frame size or ring index, stats row) and sends to one
+    (``tx_kind``/``tx_arg``/``tx_slot``).  ``txbuf[c, :txcnt[c]]`` holds its unsent
+    frames.  On return every ``txcnt`` is 0, every counter is up to date and every
+    free buffer is back in the pool ring.
+    """
+    ncomp = n_rx.shape[0]
+    max_rx = rx_kind.shape[1]
+    rxp = np.zeros((ncomp, max_rx), np.int64)
+    rxb = np.zeros((ncomp, max_rx), np.int64)
+    txp = np.zeros(ncomp, np.int64)
+    txb = np.zeros(ncomp, np.int64)
+    txd = np.zeros(ncomp, np.int64)
+    lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1], np.int32)
+    total: int = _run_core(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, stats, n_rx, rx_kind,
+                           rx_arg, rx_slot, tx_kind, tx_arg, tx_slot, txbuf, txcnt, iters, burst, ring_full,
+                           tx_full, rxp, rxb, txp, txb, txd, lc)
     return total

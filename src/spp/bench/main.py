@@ -1,0 +1,172 @@
+"""``spp bench [SCENARIO ...] [--json] [--seconds S]``: run benchmark scenarios.
+
+Prints a table, or with ``--json`` one JSON object per result line::
+
+    {"scenario": "forward", "mpps": 41.2, "peer": "dpdk-testpmd io (net_null x2)",
+     "peer_mpps": 40.1, "ratio": 1.03, "unit": "Mpps", "status": "ok", "burst": 32, ...}
+
+``peer``/``peer_mpps``/``ratio`` are null where no reference ran.  A scenario that
+cannot run here (missing driver, not root, ...) yields one line with
+``"status": "not-runnable"`` and a ``"reason"``; the exit status is then 2.
+Everything a scenario creates is removed on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+from spp.bench.common import BenchError, Cleanup, Options, Result
+
+Scenario = Callable[[Options, Cleanup], list[Result]]
+
+DESCRIPTIONS: dict[str, str] = {
+    "forward": "nullpmd → forward → nullpmd on one core vs dpdk-testpmd io on 2 net_null (bursts 32 and 64)",
+    "ring": "null → ring:0 in one process, ring:0 → null in another (one core each)",
+    "phy": "veth → spp phy:0 → phy:1 → veth under an offered load vs dpdk-testpmd on net_af_packet (root)",
+    "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
+}
+DEFAULT = ("forward", "ring", "memory")
+
+
+def _scenario(name: str) -> Scenario:
+    if name == "forward":
+        from spp.bench import forward
+
+        return forward.run
+    if name == "ring":
+        from spp.bench import ring
+
+        return ring.run
+    if name == "phy":
+        from spp.bench import phy
+
+        return phy.run
+    if name == "memory":
+        from spp.bench import memory
+
+        return memory.run
+    raise AssertionError(name)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="spp bench", description="Measure spp's data plane beside dpdk-testpmd.",
+        epilog="scenarios:\n" + "\n".join(f"  {k:8} {v}" for k, v in DESCRIPTIONS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help=f"scenarios to run (default: {' '.join(DEFAULT)}; phy needs root)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per result line")
+    ap.add_argument("--seconds", type=float, default=3.0,
+                    help="measured time per side per result, split into --rounds windows (default 3)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating measurement windows per side (default 3)")
+    ap.add_argument("--core", type=int, default=1, help="core the forwarding worker (and testpmd's lcore) use")
+    ap.add_argument("--burst", type=int, action="append", dest="bursts", metavar="N",
+                    help="forward: burst size(s) to run (repeatable; default 32 and 64)")
+    ap.add_argument("--rate", type=float, default=0.2, help="phy: offered load in Mpps (default 0.2)")
+    ap.add_argument("--size", type=int, default=64, help="frame size in bytes (default 64)")
+    ap.add_argument("--no-peer", action="store_true", help="do not run dpdk-testpmd beside spp")
+    return ap
+
+
+def _check(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Options:
+    for s in args.scenarios:
+        if s not in DESCRIPTIONS:
+            ap.error(f"unknown scenario {s!r}; choose from: {', '.join(DESCRIPTIONS)}")
+    if not 0 < args.seconds <= 3600:
+        ap.error(f"--seconds {args.seconds}: must be more than 0 and at most 3600")
+    if not 1 <= args.rounds <= 100:
+        ap.error(f"--rounds {args.rounds}: must be 1..100")
+    bursts = tuple(args.bursts or (32, 64))
+    for b in bursts:
+        if not 1 <= b <= 512:
+            ap.error(f"--burst {b}: must be 1..512")
+    if not 60 <= args.size <= 1514:
+        ap.error(f"--size {args.size}: must be 60..1514 bytes")
+    if not 0 < args.rate <= 10:
+        ap.error(f"--rate {args.rate}: must be more than 0 and at most 10 Mpps")
+    return Options(seconds=args.seconds, rounds=args.rounds, core=args.core, bursts=bursts, rate=args.rate,
+                   size=args.size, peer=not args.no_peer)
+
+
+def _print_table(results: list[Result]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="spp bench")
+    for col in ("scenario", "spp", "peer", "peer figure", "ratio", "notes"):
+        t.add_column(col, justify="right" if col in ("spp", "peer figure", "ratio") else "left")
+    for r in results:
+        name = r.scenario + (f" (burst {r.extra['burst']})" if "burst" in r.extra else "")
+        figure = "-" if r.mpps is None else f"{r.mpps:.2f} {r.unit}"
+        peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.2f} {r.unit}"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        notes = r.extra.get("reason") if r.status != "ok" else _notes(r)
+        t.add_row(name, figure, r.peer or "-", peer_fig, ratio, str(notes or ""))
+    Console().print(t)
+
+
+def _notes(r: Result) -> str:
+    keys = ("loss", "peer_loss", "offered_mpps", "ring_full", "rss_mib", "cold_start_s", "warm_start_s",
+            "exact")
+    return ", ".join(f"{k}={r.extra[k]}" for k in keys if k in r.extra)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spp bench``; returns the exit status (0 ok, 1 failed, 2 not runnable, 130 Ctrl-C)."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    opts = _check(args, ap)
+    names = args.scenarios or list(DEFAULT)
+
+    me = os.getpid()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != me:  # a forked helper (pyroute2 forks for netns): die as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Interrupted
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    results: list[Result] = []
+    status = 0
+    cleanup = Cleanup()
+    try:
+        for name in names:
+            try:
+                got = _scenario(name)(opts, cleanup)
+            except BenchError as e:
+                got = [Result(name, None, status="failed", extra={"reason": str(e)})]
+                status = max(status, 1)
+            finally:
+                cleanup.run()
+            for r in got:
+                if r.status == "not-runnable":
+                    status = max(status, 2)
+                elif r.status != "ok":
+                    status = max(status, 1)
+                if args.json:
+                    print(json.dumps(r.to_json()), flush=True)
+            results.extend(got)
+    except (KeyboardInterrupt, _Interrupted):
+        cleanup.run()
+        print("spp bench: interrupted; everything it started was removed", file=sys.stderr)
+        return 130
+    finally:
+        cleanup.run()
+        signal.signal(signal.SIGTERM, old_term)
+        for err in cleanup.errors:
+            print(f"spp bench: {err}", file=sys.stderr)
+    if not args.json:
+        _print_table(results)
+    return status
