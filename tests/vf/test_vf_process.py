@@ -68,7 +68,7 @@ def spp_ctl(sec_port: int | None = None, api_port: int | None = None) -> Iterato
     api = httpx.Client(base_url=f"http://{HOST}:{api_port}", timeout=20.0)
     ctl = CtlProc(proc, sec_port, api)
     try:
-        wait_for(lambda: ctl.processes() == [] and _reachable(api), timeout=30, message="spp-ctl's REST port")
+        wait_for(lambda: _reachable(api), timeout=30, message="spp-ctl's REST port")
         yield ctl
     finally:
         api.close()
