@@ -59,18 +59,55 @@ def _bucket(key: int, mask: int) -> int:
     return (((key * _HASH_MUL) & _M64) >> 32) & mask
 
 
+#: Layout of a packed table (one int64 array, so a burst call passes one argument):
+#: ``[mask, n_entries, cap, 0, keys[cap], values[cap], defaults[VLAN_SLOTS],
+#: has_table[VLAN_SLOTS], flood_off[VLAN_SLOTS + 1], flood_ports[...]]``.
+_HDR: Final = 4
+
+
 @dataclass(frozen=True, eq=False)
 class ClassTable:
-    """A compiled classifier table; arrays are never modified after :func:`build_table`."""
+    """A compiled classifier table; never modified after :func:`build_table`.
 
-    keys: np.ndarray  # int64[cap], -1 = empty
-    values: np.ndarray  # int32[cap], tx index
-    mask: int
-    defaults: np.ndarray  # int32[VLAN_SLOTS], -1 = none
-    has_table: np.ndarray  # uint8[VLAN_SLOTS]
-    flood_off: np.ndarray  # int32[VLAN_SLOTS + 1]
-    flood_ports: np.ndarray  # int32[...]
+    ``packed`` holds everything; the other fields are views of it: ``keys`` (-1 =
+    empty bucket), ``values`` (tx index), ``defaults`` (tx index per VLAN slot, -1 =
+    none), ``has_table`` (1 if the VLAN has any entry), ``flood_off``/``flood_ports``
+    (per VLAN slot, the tx indices a broadcast/multicast miss is copied to).
+    """
+
+    packed: np.ndarray
     n_entries: int
+
+    @property
+    def cap(self) -> int:
+        return int(self.packed[2])
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.packed[_HDR : _HDR + self.cap]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.packed[_HDR + self.cap : _HDR + 2 * self.cap]
+
+    @property
+    def defaults(self) -> np.ndarray:
+        o = _HDR + 2 * self.cap
+        return self.packed[o : o + VLAN_SLOTS]
+
+    @property
+    def has_table(self) -> np.ndarray:
+        o = _HDR + 2 * self.cap + VLAN_SLOTS
+        return self.packed[o : o + VLAN_SLOTS]
+
+    @property
+    def flood_off(self) -> np.ndarray:
+        o = _HDR + 2 * self.cap + 2 * VLAN_SLOTS
+        return self.packed[o : o + VLAN_SLOTS + 1]
+
+    @property
+    def flood_ports(self) -> np.ndarray:
+        return self.packed[_HDR + 2 * self.cap + 3 * VLAN_SLOTS + 1 :]
 
 
 def build_table(entries: Iterable[tuple[int | None, int, int]]) -> ClassTable:
@@ -83,10 +120,10 @@ def build_table(entries: Iterable[tuple[int | None, int, int]]) -> ClassTable:
     while cap < 2 * len(items):
         cap <<= 1
     keys = np.full(cap, _EMPTY, np.int64)
-    values = np.full(cap, -1, np.int32)
+    values = np.full(cap, -1, np.int64)
     mask = cap - 1
-    defaults = np.full(VLAN_SLOTS, -1, np.int32)
-    has_table = np.zeros(VLAN_SLOTS, np.uint8)
+    defaults = np.full(VLAN_SLOTS, -1, np.int64)
+    has_table = np.zeros(VLAN_SLOTS, np.int64)
     members: dict[int, list[int]] = {}
     for vlan, mac, tx in items:
         slot = vlan_slot(vlan)
@@ -104,7 +141,7 @@ def build_table(entries: Iterable[tuple[int | None, int, int]]) -> ClassTable:
         keys[i] = key
         values[i] = tx
     untagged_default = int(defaults[0])
-    flood_off = np.zeros(VLAN_SLOTS + 1, np.int32)
+    flood_off = np.zeros(VLAN_SLOTS + 1, np.int64)
     flat: list[int] = []
     for slot in range(VLAN_SLOTS):
         here = members.get(slot)
@@ -113,23 +150,37 @@ def build_table(entries: Iterable[tuple[int | None, int, int]]) -> ClassTable:
             if slot and untagged_default >= 0 and untagged_default not in here:
                 flat.append(untagged_default)
         flood_off[slot + 1] = len(flat)
-    return ClassTable(keys, values, mask, defaults, has_table, flood_off, np.array(flat, np.int32), len(items))
+    header = np.array([mask, len(items), cap, 0], np.int64)
+    packed = np.concatenate([header, keys, values, defaults, has_table, flood_off, np.array(flat, np.int64)])
+    packed.flags.writeable = False
+    return ClassTable(packed, len(items))
 
 
 EMPTY_TABLE: Final = build_table(())
+_RUNT: Final = REASON["runt"]
+_NO_ROUTE: Final = REASON["no_route"]
 
 
 @njit(cache=True, nogil=True)
-def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.ndarray, n: int,
-             keys: np.ndarray, values: np.ndarray, mask: int, defaults: np.ndarray, has_table: np.ndarray,
-             flood_off: np.ndarray, flood_ports: np.ndarray, out_ids: np.ndarray, out_dst: np.ndarray,
-             dead: np.ndarray, drops: np.ndarray, f_runt: int, f_no_route: int) -> tuple[int, int]:
-    """Classify ``bufs[:n]`` into ``out_ids/out_dst``; dropped buffers go to ``dead``.
+def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.ndarray, n: int, tab: np.ndarray,
+             out: np.ndarray, drops: np.ndarray) -> tuple[int, int]:
+    """Classify ``bufs[:n]`` with packed table ``tab`` into ``out[0]`` (ids) / ``out[1]`` (tx).
 
-    Returns ``(m, d)``: ``m`` outputs and ``d`` buffers to free (already counted in
-    ``drops``).  Flood copies add ``copies - 1`` references to the buffer.
-    ``out_*`` need room for ``n * (number of tx ports)`` entries.
+    Dropped buffers go to ``out[2]``, counted in ``drops`` (``runt``, ``no_route``).
+    Returns ``(m, d)``: ``m`` outputs and ``d`` buffers to free.  Flood copies add
+    ``copies - 1`` references to the buffer.  ``out`` is int32 ``(3, cap)`` with
+    ``cap >= n * (number of tx ports)``.
     """
+    mask = tab[0]
+    cap = tab[2]
+    o_val = _HDR + cap
+    o_def = o_val + cap
+    o_has = o_def + VLAN_SLOTS
+    o_foff = o_has + VLAN_SLOTS
+    o_fp = o_foff + VLAN_SLOTS + 1
+    out_ids = out[0]
+    out_dst = out[1]
+    dead = out[2]
     m = 0
     d = 0
     mul = np.uint64(_HASH_MUL)
@@ -140,39 +191,39 @@ def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.nd
         off = meta[b, 0]
         ln = meta[b, 1]
         if ln < 14:
-            drops[f_runt] += 1
+            drops[_RUNT] += 1
             dead[d] = b
             d += 1
             continue
         slot = np.int64(0)
         if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
             if ln < 18:
-                drops[f_runt] += 1
+                drops[_RUNT] += 1
                 dead[d] = b
                 d += 1
                 continue
             slot = ((np.int64(data[b, off + 14]) & 0x0F) << 8 | np.int64(data[b, off + 15])) + 1
-        if has_table[slot] == 0:
-            t = defaults[0]
+        if tab[o_has + slot] == 0:
+            t = tab[o_def]
             if t >= 0:
                 out_ids[m] = b
                 out_dst[m] = t
                 m += 1
             else:
-                drops[f_no_route] += 1
+                drops[_NO_ROUTE] += 1
                 dead[d] = b
                 d += 1
             continue
         mac = np.int64(0)
         for j in range(6):
             mac = (mac << 8) | np.int64(data[b, off + j])
-        key = (np.int64(slot) << 48) | mac
+        key = (slot << 48) | mac
         h = np.int64(((np.uint64(key) * mul) >> sh) & umask)
         hit = -1
         while True:
-            k = keys[h]
+            k = tab[_HDR + h]
             if k == key:
-                hit = values[h]
+                hit = tab[o_val + h]
                 break
             if k == -1:
                 break
@@ -183,10 +234,10 @@ def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.nd
             m += 1
             continue
         if data[b, off] & 1:
-            s = flood_off[slot]
-            e = flood_off[slot + 1]
+            s = tab[o_foff + slot]
+            e = tab[o_foff + slot + 1]
             if e == s:
-                drops[f_no_route] += 1
+                drops[_NO_ROUTE] += 1
                 dead[d] = b
                 d += 1
                 continue
@@ -194,18 +245,18 @@ def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.nd
                 atomic_add(refcnt, b, e - s - 1)
             for j in range(s, e):
                 out_ids[m] = b
-                out_dst[m] = flood_ports[j]
+                out_dst[m] = tab[o_fp + j]
                 m += 1
             continue
-        t = defaults[slot]
+        t = tab[o_def + slot]
         if t < 0 and slot != 0:
-            t = defaults[0]
+            t = tab[o_def]
         if t >= 0:
             out_ids[m] = b
             out_dst[m] = t
             m += 1
         else:
-            drops[f_no_route] += 1
+            drops[_NO_ROUTE] += 1
             dead[d] = b
             d += 1
     return m, d
@@ -226,9 +277,8 @@ def warm_up(dp: Dataplane) -> None:
     from spp.components.vlan import apply_vlan, unshare
 
     none = np.zeros(1, np.int32)
-    t = EMPTY_TABLE
-    classify(dp.data, dp.meta, dp.refcnt, none, 0, t.keys, t.values, t.mask, t.defaults, t.has_table, t.flood_off,
-             t.flood_ports, none, none, none, np.zeros(N_FIELDS, np.int64), REASON["runt"], REASON["no_route"])
+    classify(dp.data, dp.meta, dp.refcnt, none, 0, EMPTY_TABLE.packed, np.zeros((3, 1), np.int32),
+             np.zeros(N_FIELDS, np.int64))
     apply_vlan(dp.data, dp.meta, none, 0, 0, 0)
     unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, none, 0)
     _warm = True
@@ -249,9 +299,9 @@ class Classifier(Component):
                 raise ValueError(f"drops must be an int64 row of {N_FIELDS} counters")
             self.drops = drops
         self.table = table
-        self._ids = np.empty(0, np.int32)
-        self._dst = np.empty(0, np.int32)
-        self._dead = np.empty(0, np.int32)
+        self._out = np.empty((3, 0), np.int32)
+        self._table_arr = table.packed
+        self._entries = table.n_entries
 
     def with_table(self, table: ClassTable) -> Classifier:
         """A new instance using ``table`` (whose tx indices match the plan it goes into).
@@ -261,23 +311,17 @@ class Classifier(Component):
         return Classifier(self.dp, self.name, self.core, table, self.drops)
 
     def ready(self, n_rx: int, n_tx: int) -> bool:
-        return n_rx == 1 and n_tx >= 1 and self.table.n_entries >= 1
+        return n_rx == 1 and n_tx >= 1 and self._entries >= 1
 
     def process(self, bufs: np.ndarray, n: int, n_tx: int) -> tuple[np.ndarray, np.ndarray | None, int]:
-        need = n * max(n_tx, 1)
-        if len(self._ids) < need:
-            self._ids = np.empty(need, np.int32)
-            self._dst = np.empty(need, np.int32)
-        if len(self._dead) < n:
-            self._dead = np.empty(n, np.int32)
-        t = self.table
+        out = self._out
+        if out.shape[1] < n * n_tx or out.shape[1] < n:
+            out = self._out = np.empty((3, max(n * n_tx, n, 32 * max(n_tx, 1))), np.int32)
         dp = self.dp
-        m, d = classify(dp.data, dp.meta, dp.refcnt, bufs, n, t.keys, t.values, t.mask, t.defaults, t.has_table,
-                        t.flood_off, t.flood_ports, self._ids, self._dst, self._dead, self.drops, REASON["runt"],
-                        REASON["no_route"])
+        m, d = classify(dp.data, dp.meta, dp.refcnt, bufs, n, self._table_arr, out, self.drops)
         if d:
-            dp.free(self._dead, int(d))
-        return self._ids, self._dst, int(m)
+            dp.free(out[2], d)
+        return out[0], out[1], m
 
 
 def _make(dp: Dataplane, name: str, core: int) -> Component:
