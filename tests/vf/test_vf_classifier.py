@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from vf_helpers import MAC_A, MAC_B, MAC_X, make_manager, ok
 
@@ -18,12 +20,21 @@ def mac(text: str) -> int:
     return int(text.replace(":", ""), 16)
 
 
-def run(dp: Dataplane, table: list[tuple[int | None, int, int]], frames: list[bytes], n_tx: int = 4
-        ) -> tuple[list[tuple[int, int]], Classifier, np.ndarray]:
-    """Classify ``frames``; return ``[(buffer index in input, tx)]``, the classifier, the input ids.
+@dataclass
+class Outcome:
+    """What one burst produced: ``routes`` as ``[(input index, tx)]``, the buffers still to free."""
 
-    The caller must free the outputs (``free_outputs``).
-    """
+    routes: list[tuple[int, int]]
+    classifier: Classifier
+    given: np.ndarray
+    pending: np.ndarray
+
+    def release(self, dp: Dataplane) -> None:
+        dp.free(self.pending, len(self.pending))
+
+
+def run(dp: Dataplane, table: list[tuple[int | None, int, int]], frames: list[bytes], n_tx: int = 4) -> Outcome:
+    """Classify ``frames`` in one burst; the caller releases the outputs."""
     c = Classifier(dp, "c", 1).with_table(build_table(table))
     ids = np.zeros(len(frames), np.int32)
     assert dp.alloc(ids) == len(frames)
@@ -33,51 +44,45 @@ def run(dp: Dataplane, table: list[tuple[int | None, int, int]], frames: list[by
     out, dst, m = c.process(ids, len(frames), n_tx)
     assert dst is not None
     pos = {int(b): i for i, b in enumerate(given)}
-    result = [(pos[int(out[i])], int(dst[i])) for i in range(m)]
-    c._pending = out[:m].copy()  # type: ignore[attr-defined]
-    return result, c, given
-
-
-def free_outputs(dp: Dataplane, c: Classifier) -> None:
-    pending = c._pending  # type: ignore[attr-defined]
-    dp.free(pending, len(pending))
+    routes = [(pos[int(out[i])], int(dst[i])) for i in range(m)]
+    return Outcome(routes, c, given, out[:m].copy())
 
 
 def test_hit_default_and_no_route(dp: Dataplane) -> None:
     table = [(None, mac(MAC_A), 0), (None, mac(MAC_B), 1)]
-    res, c, _ = run(dp, table, [numbered(0, MAC_A), numbered(1, MAC_B), numbered(2, MAC_X)])
-    assert res == [(0, 0), (1, 1)]  # MAC_X: unicast miss, no default: dropped
-    assert c.stats_dict() == {"drops": {"no_route": 1}}
-    free_outputs(dp, c)
-    res, c, _ = run(dp, [*table, (None, -1, 2)], [numbered(2, MAC_X)])
-    assert res == [(0, 2)]
-    free_outputs(dp, c)
+    o = run(dp, table, [numbered(0, MAC_A), numbered(1, MAC_B), numbered(2, MAC_X)])
+    assert o.routes == [(0, 0), (1, 1)]  # MAC_X: unicast miss, no default: dropped
+    assert o.classifier.stats_dict() == {"drops": {"no_route": 1}}
+    o.release(dp)
+    o = run(dp, [*table, (None, -1, 2)], [numbered(2, MAC_X)])
+    assert o.routes == [(0, 2)]
+    o.release(dp)
 
 
 def test_multicast_address_added_is_an_exact_hit(dp: Dataplane) -> None:
     table = [(None, mac(MAC_A), 0), (None, mac(MCAST), 1), (None, -1, 2)]
-    res, c, _ = run(dp, table, [numbered(0, MCAST), numbered(1, "01:00:5e:00:00:02")])
+    o = run(dp, table, [numbered(0, MCAST), numbered(1, "01:00:5e:00:00:02")])
     # the added group goes to its port only; another group floods to every port (default included)
-    assert res == [(0, 1), (1, 0), (1, 1), (1, 2)]
-    free_outputs(dp, c)
+    assert o.routes == [(0, 1), (1, 0), (1, 1), (1, 2)]
+    o.release(dp)
 
 
 def test_broadcast_flood_shares_the_buffer(dp: Dataplane) -> None:
     table = [(None, mac(MAC_A), 0), (None, mac(MAC_B), 1), (None, mac("52:54:00:00:00:07"), 1), (None, -1, 2)]
     free_before = dp.free_count
-    res, c, given = run(dp, table, [numbered(0, BROADCAST)])
-    assert res == [(0, 0), (0, 1), (0, 2)]  # each port once
-    assert int(dp.refcnt[given[0]]) == 3  # one buffer, three references: no copy was made
+    o = run(dp, table, [numbered(0, BROADCAST)])
+    assert o.routes == [(0, 0), (0, 1), (0, 2)]  # each port once
+    assert int(dp.refcnt[o.given[0]]) == 3  # one buffer, three references: no copy was made
     assert dp.free_count == free_before - 1
-    free_outputs(dp, c)
+    o.release(dp)
 
 
 def test_default_is_a_flag_not_an_address(dp: Dataplane) -> None:
     # the all-zero and all-ones addresses can be registered next to a default
     table = [(None, 0, 0), (None, mac(BROADCAST), 1), (None, -1, 2)]
-    res, c, _ = run(dp, table, [numbered(0, "00:00:00:00:00:00"), numbered(1, BROADCAST), numbered(2, MAC_X)])
-    assert res == [(0, 0), (1, 1), (2, 2)]
-    free_outputs(dp, c)
+    o = run(dp, table, [numbered(0, "00:00:00:00:00:00"), numbered(1, BROADCAST), numbered(2, MAC_X)])
+    assert o.routes == [(0, 0), (1, 1), (2, 2)]
+    o.release(dp)
 
 
 def test_vlan_tables(dp: Dataplane) -> None:
@@ -96,24 +101,24 @@ def test_vlan_tables(dp: Dataplane) -> None:
         numbered(6, BROADCAST, vlan=101),  # flood: 101's ports (1, 2) + untagged default (3)
         numbered(7, BROADCAST, vlan=102),  # flood: 102's port 1 + untagged default 3
     ]
-    res, c, _ = run(dp, table, frames)
-    assert res == [(0, 1), (1, 2), (2, 3), (3, 3), (4, 3), (5, 0), (6, 1), (6, 2), (6, 3), (7, 1), (7, 3)]
-    free_outputs(dp, c)
+    o = run(dp, table, frames)
+    assert o.routes == [(0, 1), (1, 2), (2, 3), (3, 3), (4, 3), (5, 0), (6, 1), (6, 2), (6, 3), (7, 1), (7, 3)]
+    o.release(dp)
 
 
 def test_vlan_4095_is_not_the_untagged_table(dp: Dataplane) -> None:
     table = [(4095, mac(MAC_A), 0), (None, mac(MAC_B), 1)]
     frames = [numbered(0, MAC_A, vlan=4095), numbered(1, MAC_A), numbered(2, MAC_B, vlan=4095), numbered(3, MAC_B)]
-    res, c, _ = run(dp, table, frames)
-    assert res == [(0, 0), (3, 1)]
-    assert c.stats_dict() == {"drops": {"no_route": 2}}
-    free_outputs(dp, c)
+    o = run(dp, table, frames)
+    assert o.routes == [(0, 0), (3, 1)]
+    assert o.classifier.stats_dict() == {"drops": {"no_route": 2}}
+    o.release(dp)
 
 
 def test_no_table_and_no_untagged_default_drops(dp: Dataplane) -> None:
-    res, c, _ = run(dp, [(101, -1, 0)], [numbered(0, MAC_A, vlan=5), numbered(1, MAC_A)])
-    assert res == []
-    assert c.stats_dict() == {"drops": {"no_route": 2}}
+    o = run(dp, [(101, -1, 0)], [numbered(0, MAC_A, vlan=5), numbered(1, MAC_A)])
+    assert o.routes == []
+    assert o.classifier.stats_dict() == {"drops": {"no_route": 2}}
 
 
 def test_runts_are_counted(dp: Dataplane) -> None:
