@@ -3,6 +3,8 @@ live in network namespaces; frames go in on one peer and must come out of the ot
 
 from __future__ import annotations
 
+import os
+import socket
 import struct
 from collections.abc import Iterator
 
@@ -10,10 +12,11 @@ import pytest
 from vf_helpers import MAC_A, MAC_B, MAC_X, ok
 
 from spp.control.manager import Manager
+from spp.ports.base import open_port
 from spp.ports.ring import drain_ring
 from spp.runtime.dataplane import Dataplane
 from spp.testing import stack, wait_for
-from spp.testing.netns import Veth, ns_packet_socket, recv_frames, veth_in_netns
+from spp.testing.netns import Veth, ns_packet_socket, recv_frames, unique_ifname, veth_in_netns
 from spp.testing.packets import ether
 
 pytestmark = pytest.mark.root
@@ -79,3 +82,32 @@ def _run(dp: Dataplane, v0: Veth, v1: Veth) -> None:
         m.exit()
         for r in range(4):
             drain_ring(dp, r)
+
+
+def test_classifier_between_tap_devices(dp: Dataplane) -> None:
+    """tap ports through the manager: frames written on one TAP's host side come out of another's."""
+    names = [unique_ifname("vft"), unique_ifname("vft")]
+    base = 20 + os.getpid() % 40
+    m = Manager(dp, cores=[0, 1], pin=False)
+    sockets: list[socket.socket] = []
+    try:
+        for i, name in enumerate(names):
+            m.provide_port(open_port(dp, f"tap:{base + i}", name=name))
+        ok(m, "component start cls 1 classifier", f"port add tap:{base} rx cls", f"port add tap:{base + 1} tx cls",
+           "port add ring:0 tx cls", f"classifier_table add mac {MAC_A} tap:{base + 1}",
+           "classifier_table add mac default ring:0")
+        sockets = [ns_packet_socket(None, n) for n in names]
+        frames = [icmp_echo(i, (MAC_A, MAC_X)[i % 2]) for i in range(40)]
+        for f in frames:
+            sockets[0].send(f)
+        got = recv_frames(sockets[1], 20, timeout=30)
+        assert got == frames[0::2]
+        wait_for(lambda: m.status()["core"][0]["tx_port"][1]["stats"]["tx_packets"] == 20, timeout=10)
+        info = m.status()
+        assert info["tap"] == [str(base), str(base + 1)]
+        assert list(info)[:5] == ["client-id", "phy", "vhost", "ring", "tap"]
+    finally:
+        for s in sockets:
+            s.close()
+        m.exit()
+        drain_ring(dp, 0)
