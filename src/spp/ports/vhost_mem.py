@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 from typing import Final
 
@@ -88,7 +89,13 @@ class GuestMemory:
         for i, (r, fd) in enumerate(zip(regions, fds, strict=True)):
             if r.size <= 0:
                 raise GuestMemoryError(f"region {i}: size {r.size} must be positive")
-            blk = max(os.fstat(fd).st_blksize, page)
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size < r.mmap_offset + r.size:
+                # Touching pages past the end of the file would kill the process with SIGBUS.
+                raise GuestMemoryError(
+                    f"region {i}: file offset {r.mmap_offset:#x} + size {r.size:#x} is past the end of its "
+                    f"file ({st.st_size:#x} bytes)")
+            blk = max(st.st_blksize, page)
             align = min(max(blk, _MIN_ALIGN), 1 << 30)
             file_off = r.mmap_offset // blk * blk
             delta = r.mmap_offset - file_off
