@@ -199,8 +199,23 @@ class OutputReader:
                 self._cond.wait(min(left, 0.2))
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """CPU time (user + system) thread ``tid`` of process ``pid`` has used, in seconds (10 ms steps)."""
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_thread(pid: int, name: str) -> int:
+    """Id of the thread of ``pid`` called ``name`` (``/proc/PID/task/TID/comm``)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == name:
+                    return int(tid)
+        except OSError:
+            continue
+    raise BenchError(f"process {pid} has no thread named {name!r}")
 
 
 def eal_args(prefix: str, core: int) -> list[str]:
@@ -218,6 +233,9 @@ class Testpmd:
     """An interactive ``dpdk-testpmd`` driven over stdin: start, stop, read forward totals."""
 
     def __init__(self, eal: list[str], app: list[str], cleanup: Cleanup, what: str = "dpdk-testpmd") -> None:
+        self.lcore = int(eal[eal.index("-l") + 1].split(",")[-1])
+        self.lcore_tid: int | None = None
+        self.cpu = 0.0
         if not os.access(TESTPMD, os.X_OK):
             raise BenchError(f"{TESTPMD} not found: install dpdk (Debian: apt-get install dpdk) or pass --no-peer")
         # stdbuf: testpmd printf()s through stdio, block-buffered on a pipe
@@ -239,7 +257,12 @@ class Testpmd:
         return mark
 
     def forward_for(self, seconds: float) -> tuple[int, int, float]:
-        """``start``, wait, ``stop``; return (rx, tx, elapsed) summed over all ports."""
+        """``start``, wait, ``stop``; return (rx, tx, elapsed) summed over all ports.
+
+        :attr:`cpu` is then the CPU time its forwarding lcore used meanwhile (the lcore
+        thread blocks while stopped, so start/stop latency adds nothing).
+        """
+        cpu0 = self._lcore_cpu()
         self.send("start")
         t0 = time.monotonic()
         time.sleep(seconds)  # the measurement window itself, not a wait for a result
@@ -248,7 +271,13 @@ class Testpmd:
         m = self.out.wait_for(r"Accumulated forward statistics.*?RX-packets:\s+(\d+).*?TX-packets:\s+(\d+)",
                               mark)
         self.out.wait_for(r"testpmd> ", mark + m.end())
+        self.cpu = self._lcore_cpu() - cpu0
         return int(m.group(1)), int(m.group(2)), t1 - t0
+
+    def _lcore_cpu(self) -> float:
+        if self.lcore_tid is None:
+            self.lcore_tid = find_thread(self.proc.pid, f"rte-worker-{self.lcore}")
+        return thread_cpu_seconds(self.proc.pid, self.lcore_tid)
 
     def quit(self) -> None:
         if self.proc.poll() is None:

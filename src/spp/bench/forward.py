@@ -12,11 +12,12 @@ forwards both directions on its core; spp one direction: per-core rates compare)
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spp.bench.common import BenchError, Cleanup, Options, Result, Testpmd, eal_args, median
+from spp.bench.common import BenchError, Cleanup, Options, Result, Testpmd, eal_args, median, thread_cpu_seconds
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
 from spp.testing import unique_prefix, wait_for
@@ -71,20 +72,22 @@ class SppForward:
         plan = wm.WorkerPlan(self.plan.components if running else (), self.generation)
         self.worker.publish(plan, timeout=300)
 
-    def measure(self, seconds: float) -> float:
-        """Forward for ``seconds``; return Mpps delivered to nullpmd:1."""
+    def measure(self, seconds: float) -> tuple[float, float]:
+        """Forward for ``seconds``; return Mpps delivered to nullpmd:1 per wall-clock and per CPU second."""
         tx = self.dst.stats
         self._publish(True)
         self.native = self.worker._native is not None
         start = int(tx[TX_PACKETS])
         wait_for(lambda: int(tx[TX_PACKETS]) > start, timeout=300, message="first forwarded frame")
-        c0, t0 = int(tx[TX_PACKETS]), time.perf_counter()
+        tid = self.worker._thread.native_id
+        assert tid is not None
+        c0, t0, u0 = int(tx[TX_PACKETS]), time.perf_counter(), thread_cpu_seconds(os.getpid(), tid)
         time.sleep(seconds)  # the measurement window, not a wait for a result
-        c1, t1 = int(tx[TX_PACKETS]), time.perf_counter()
+        c1, t1, u1 = int(tx[TX_PACKETS]), time.perf_counter(), thread_cpu_seconds(os.getpid(), tid)
         self._publish(False)
         if self.worker.error is not None:
             raise BenchError(f"spp worker failed: {self.worker.error!r}")
-        return (c1 - c0) / (t1 - t0) / 1e6
+        return (c1 - c0) / (t1 - t0) / 1e6, (c1 - c0) / max(u1 - u0, 0.01) / 1e6
 
     def finish(self) -> dict[str, object]:
         """Stop the worker and check the books: every frame received is sent or counted."""
@@ -114,17 +117,25 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
                 fw.measure(min(window, 0.5))  # warm-up: compile, caches
                 ours: list[float] = []
                 theirs: list[float] = []
+                ours_cpu: list[float] = []
+                theirs_cpu: list[float] = []
                 for _ in range(max(opts.rounds, 1)):
-                    ours.append(fw.measure(window))
+                    wall, cpu = fw.measure(window)
+                    ours.append(wall)
+                    ours_cpu.append(cpu)
                     if tp is not None:
                         _, tx, elapsed = tp.forward_for(window)
                         theirs.append(tx / elapsed / 1e6)
+                        theirs_cpu.append(tx / max(tp.cpu, 0.01) / 1e6)
                 books = fw.finish()
         finally:
             inner.run()
         extra: dict[str, object] = {"burst": burst, "size": opts.size, "rounds": len(ours),
                                     "mpps_median": round(median(ours), 3), "spp_windows": [round(x, 2) for x in ours]}
+        extra["mpps_per_cpu"] = round(max(ours_cpu), 3)
         if theirs:
+            extra["peer_mpps_per_cpu"] = round(max(theirs_cpu), 3)
+            extra["ratio_per_cpu"] = round(max(ours_cpu) / max(theirs_cpu), 3)
             extra["peer_mpps_median"] = round(median(theirs), 3)
             extra["peer_windows"] = [round(x, 2) for x in theirs]
             extra["peer_command"] = tp.command if tp else None

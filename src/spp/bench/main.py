@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             except BenchError as e:
                 got = [Result(name, None, status="failed", extra={"reason": str(e)})]
                 status = max(status, 1)
+            except Exception as e:  # a bug or an environment problem: report it, go on with the rest
+                got = [Result(name, None, status="failed", extra={"reason": f"{type(e).__name__}: {e}"})]
+                status = max(status, 1)
             finally:
                 cleanup.run()
             for r in got:

@@ -89,8 +89,8 @@ class _Generator:
         return int(m.group(1)), float(m.group(2))
 
 
-def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanup) -> tuple[float, float, int]:
-    """One generator run; return (forwarded Mpps, loss fraction, frames sent)."""
+def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanup) -> tuple[float, float, float]:
+    """One generator run; return (forwarded Mpps, loss fraction, Mpps actually sent)."""
     gen = _Generator(net, opts, seconds, core, cleanup)
     before = _rx_packets(net.gb, net.ns_sink)
     sent, elapsed = gen.run()
@@ -105,11 +105,11 @@ def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanu
     wait_for(settled, timeout=10, interval=0.1, message="the sink's counter to settle")
     delivered = last[0] - before
     loss = max(0.0, 1 - delivered / sent) if sent else 0.0
-    return delivered / elapsed / 1e6, loss, sent
+    return delivered / elapsed / 1e6, loss, sent / elapsed / 1e6
 
 
 def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int,
-                 cleanup: Cleanup) -> tuple[list[float], list[float], dict[str, object]]:
+                 cleanup: Cleanup) -> tuple[list[float], list[float], list[float], dict[str, object]]:
     import spp.runtime.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
@@ -130,12 +130,13 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", opts.core), (wm.Attachment(a),),
                                                   (wm.Attachment(b),)),), 1), timeout=300)
         _window(net, opts, 0.3, gen_core, inner)  # warm-up: compile, caches
-        mpps, loss = [], []
+        mpps, loss, sent = [], [], []
         for _ in range(rounds):
-            m, lo, _ = _window(net, opts, window, gen_core, inner)
+            m, lo, se = _window(net, opts, window, gen_core, inner)
             mpps.append(m)
             loss.append(lo)
-        w.publish(wm.WorkerPlan((), 2))
+            sent.append(se)
+        w.publish(wm.WorkerPlan((), 2), timeout=60)
         w.stop()
         if w.error is not None:
             raise BenchError(f"spp worker failed: {w.error!r}")
@@ -146,29 +147,31 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         exact = rx == tx + int(a.stats[DROP_BASE:].sum() + b.stats[DROP_BASE:].sum()) - kernel
         ports.close_all()
         wait_for(lambda: dp.free_count == dp.n_bufs, timeout=5, message="pool whole")
-        return mpps, loss, {"exact": exact, "spp_drops": drops}
+        return mpps, loss, sent, {"exact": exact, "spp_drops": drops}
     finally:
         inner.run()
         cleanup.errors.extend(inner.errors)
 
 
 def _peer_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int,
-                  cleanup: Cleanup) -> tuple[list[float], list[float], str]:
+                  cleanup: Cleanup) -> tuple[list[float], list[float], list[float], str]:
     inner = Cleanup()
     try:
-        vdevs = ["--vdev", f"net_af_packet0,iface={net.fa}", "--vdev", f"net_af_packet1,iface={net.fb}"]
+        ring = "blocksz=4096,framesz=2048,framecnt=2048,qdisc_bypass=1"  # 4 MiB per ring, as spp's phy rx
+        vdevs = ["--vdev", f"net_af_packet0,iface={net.fa},{ring}", "--vdev", f"net_af_packet1,iface={net.fb},{ring}"]
         tp = Testpmd([*eal_args(unique_prefix("tpmd"), opts.core), *vdevs],
                      ["--forward-mode=io", "--nb-cores=1"], inner)
         inner.push("testpmd quit", tp.quit)
         tp.send("start")
         _window(net, opts, 0.3, gen_core, inner)
-        mpps, loss = [], []
+        mpps, loss, sent = [], [], []
         for _ in range(rounds):
-            m, lo, _ = _window(net, opts, window, gen_core, inner)
+            m, lo, se = _window(net, opts, window, gen_core, inner)
             mpps.append(m)
             loss.append(lo)
+            sent.append(se)
         tp.send("stop")
-        return mpps, loss, tp.command
+        return mpps, loss, sent, tp.command
     finally:
         inner.run()
         cleanup.errors.extend(inner.errors)
@@ -190,18 +193,21 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     our_loss: list[float] = []
     theirs: list[float] = []
     their_loss: list[float] = []
+    sent: list[float] = []
     books: dict[str, object] = {}
     command = None
     for _ in range(rounds):  # alternate whole sides, one window each, so both see the same machine
-        m, lo, books = _spp_windows(net, opts, window, gen_core, 1, cleanup)
+        m, lo, se, books = _spp_windows(net, opts, window, gen_core, 1, cleanup)
         ours += m
         our_loss += lo
+        sent += se
         if opts.peer:
-            m, lo, command = _peer_windows(net, opts, window, gen_core, 1, cleanup)
+            m, lo, se, command = _peer_windows(net, opts, window, gen_core, 1, cleanup)
             theirs += m
             their_loss += lo
+            sent += se
     extra: dict[str, object] = {
-        "offered_mpps": opts.rate, "size": opts.size, "rounds": rounds,
+        "offered_mpps": opts.rate, "sent_mpps_min": round(min(sent), 4), "size": opts.size, "rounds": rounds,
         "loss": round(max(our_loss), 5), "spp_windows": [round(x, 4) for x in ours],
         "generator": f"{sys.executable} -m spp.bench.gen --ns NS --iface IF --rate {opts.rate} --size {opts.size}",
     }
