@@ -105,6 +105,8 @@ class Traffic:
     stop: threading.Event = field(default_factory=threading.Event)
     done_sending: threading.Event = field(default_factory=threading.Event)
     sending: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    send_errors: int = 0
     threads: list[threading.Thread] = field(default_factory=list)
     sockets: list[socket.socket] = field(default_factory=list)
 
@@ -127,20 +129,35 @@ class Traffic:
             "vm1": udp(VM1_MAC, OUT_MAC, dip="10.0.0.11", size=128),
             "vm2": udp(VM2_MAC, OUT_MAC, dip="10.0.0.12", size=128),
         }
-        self.sending.wait()
         interval = 2.0 / max(1, self.rate)
         next_at = time.monotonic()
         while not self.done_sending.is_set():
-            for vm, frame in frames.items():
-                try:
-                    sock.send(frame)
-                    self.sent[vm] += 1
-                except OSError:
-                    pass
+            if not self.sending.wait(0.1):
+                next_at = time.monotonic()
+                continue
+            with self.lock:
+                for vm, frame in frames.items():
+                    try:
+                        sock.send(frame)
+                        self.sent[vm] += 1
+                    except OSError:
+                        self.send_errors += 1
             next_at += interval
             delay = next_at - time.monotonic()
             if delay > 0:
                 self.done_sending.wait(delay)
+
+    def pause(self) -> None:
+        """Stop sending (returns once no frame is being sent)."""
+        self.sending.clear()
+        with self.lock:
+            pass
+
+    def reset(self) -> None:
+        """Zero the sent and received counts."""
+        with self.lock:
+            self.sent = dict.fromkeys(self.sent, 0)
+            self.received = dict.fromkeys(self.received, 0)
 
     def _receive(self, sock: socket.socket, role: str) -> None:
         src = bytes(int(x, 16) for x in OUT_MAC.split(":"))
@@ -188,6 +205,33 @@ def _view(client: RestClient, roles: dict[str, str], traffic: Traffic | None, le
             f"{traffic.received['vm1']:,}, VM2 {traffic.received['vm2']:,}, monitor {traffic.received['monitor']:,}"
         ))
     return Group(*lines, _ports_table(info, roles))
+
+
+def _warm_up(console: Console, client: RestClient, traffic: Traffic, timeout: float = 120.0) -> None:
+    """Send until frames flow end to end, then pause, let them drain, and zero every counter.
+
+    A fresh process may still be compiling its loops (numba) when ``up`` returns, and
+    frames that reach an interface before its port is open are dropped by the kernel,
+    unseen by spp; starting the measured run only now keeps the summary exact.
+    """
+    console.print("waiting for frames to flow end to end (a first run compiles the data path)")
+    traffic.sending.set()
+    deadline = time.monotonic() + timeout
+
+    def flowing() -> bool:
+        info = client.get("/primary/status")
+        phys = info.get("phy_ports", []) or []
+        return len(phys) == len(ROLES) and all((p.get("stats") or {}).get("tx_packets", 0) > 0 for p in phys[1:])
+
+    while not flowing():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no frame went through within {timeout:g} s")
+        time.sleep(0.1)
+    traffic.pause()
+    _settle(client, traffic)
+    client.delete("/primary/status")
+    traffic.reset()
+    traffic.sending.set()
 
 
 def _settle(client: RestClient, traffic: Traffic, timeout: float = 2.0) -> None:
@@ -318,7 +362,7 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
                   if root else "applying the null-port TaaS topology through REST")
     up(topology, client, secondary=local.secondary_addr, log=lambda line: console.print(f"  {line}"))
     if traffic is not None:
-        traffic.sending.set()
+        _warm_up(console, client, traffic)
     deadline = time.monotonic() + args.seconds
     if args.no_live:
         while time.monotonic() < deadline:
