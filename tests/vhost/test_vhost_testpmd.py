@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from vhost_helpers import GuestPmd, guest_pmd, need_testpmd, receive, send_frames
 
-from spp.ports.base import Port, open_port
+from spp.components.forward import Forward
+from spp.ports.base import Port, PortTable, open_port
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS
+from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import wait_for
 from spp.testing.packets import frame_number, numbered
 
@@ -214,3 +216,43 @@ def test_client_mode(dp: Dataplane, sock: str) -> None:
             port.close()
         t.quit()
     assert np.array_equal(port.stats[[TX_PACKETS, RX_PACKETS]], [200, 200])
+
+
+def test_worker_traffic_survives_guest_crash(dp: Dataplane, vport: Port, sock: str) -> None:
+    """A worker forwards nullpmd:0 → vhost:0 and vhost:0 → nullpmd:1 while testpmd echoes (io).
+    The guest is SIGKILLed under traffic and a new one connects: every frame is accounted for
+    (nullpmd:0 rx = vhost:0 tx + its drops; vhost:0 rx = nullpmd:1 tx) and the pool is whole."""
+    pt = PortTable(dp)
+    src, dst = pt.get("nullpmd:0"), pt.get("nullpmd:1")
+    w = Worker(dp, 0, pin=False)
+    w.start()
+    try:
+        w.publish(WorkerPlan((ComponentPlan(Forward(dp, "out", 0), (Attachment(src),), (Attachment(vport),)),
+                              ComponentPlan(Forward(dp, "in", 0), (Attachment(vport),), (Attachment(dst),))), 1),
+                  timeout=120)
+        t1 = GuestPmd(sock, "io")
+        try:
+            t1.wait_prompt(0, timeout=90)
+            t1.cmd("start")
+            wait_for(lambda: vport.stats[RX_PACKETS] > 1000, timeout=60, message="echoed traffic")
+        finally:
+            t1.kill()  # under traffic
+        down = REASON["link_down"]
+        wait_for(lambda: vport.stats[down] > 1000, timeout=30, message="link_down drops while the guest is away")
+        with guest_pmd(sock, "io") as t2:
+            t2.cmd("start")
+            rx0 = int(vport.stats[RX_PACKETS])
+            wait_for(lambda: vport.stats[RX_PACKETS] > rx0 + 1000, timeout=60, message="traffic to resume")
+            w.publish(WorkerPlan((), 2), timeout=30)
+            t2.cmd("stop")
+    finally:
+        w.stop()
+    assert w.error is None
+    assert vport.connections == 2  # type: ignore[attr-defined]
+    sent = int(src.stats[RX_PACKETS])
+    drops = vport.stats_dict()["drops"]
+    assert isinstance(drops, dict)
+    assert sent == vport.stats[TX_PACKETS] + sum(drops.values())
+    assert set(drops) <= {"link_down", "tx_full"}
+    assert int(vport.stats[RX_PACKETS]) == int(dst.stats[TX_PACKETS])
+    pt.close_all()
