@@ -112,8 +112,8 @@ def _print_table(results: list[Result]) -> None:
 
 
 def _notes(r: Result) -> str:
-    keys = ("loss", "peer_loss", "offered_mpps", "ring_full", "rss_mib", "cold_start_s", "warm_start_s",
-            "exact")
+    keys = ("mpps_per_cpu", "peer_mpps_per_cpu", "ratio_per_cpu", "loss", "peer_loss", "offered_mpps",
+            "ring_full", "rss_mib", "cold_start_s", "warm_start_s", "peer_rss_mib", "peer_start_s", "exact")
     return ", ".join(f"{k}={r.extra[k]}" for k in keys if k in r.extra)
 
 

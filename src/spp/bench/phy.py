@@ -24,6 +24,7 @@ import contextlib
 import functools
 import os
 import sys
+import time
 
 from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, Testpmd, eal_args, python_child
 from spp.testing import unique_prefix, wait_for
@@ -108,6 +109,17 @@ def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanu
     return delivered / elapsed / 1e6, loss, sent / elapsed / 1e6
 
 
+def _warm_up(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> None:
+    """Short generator runs until frames come through (code loaded, rings mapped, caches warm)."""
+    deadline = time.monotonic() + 120
+    while True:
+        mpps, _, _ = _window(net, opts, 0.3, gen_core, cleanup)
+        if mpps > 0:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError("nothing came through the forwarder within 120 s of warm-up")
+
+
 def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int,
                  cleanup: Cleanup) -> tuple[list[float], list[float], list[float], dict[str, object]]:
     import spp.runtime.worker as wm
@@ -129,7 +141,7 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         inner.push("worker", w.stop)
         w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", opts.core), (wm.Attachment(a),),
                                                   (wm.Attachment(b),)),), 1), timeout=300)
-        _window(net, opts, 0.3, gen_core, inner)  # warm-up: compile, caches
+        _warm_up(net, opts, gen_core, inner)
         mpps, loss, sent = [], [], []
         for _ in range(rounds):
             m, lo, se = _window(net, opts, window, gen_core, inner)
@@ -163,7 +175,7 @@ def _peer_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds
                      ["--forward-mode=io", "--nb-cores=1"], inner)
         inner.push("testpmd quit", tp.quit)
         tp.send("start")
-        _window(net, opts, 0.3, gen_core, inner)
+        _warm_up(net, opts, gen_core, inner)
         mpps, loss, sent = [], [], []
         for _ in range(rounds):
             m, lo, se = _window(net, opts, window, gen_core, inner)
