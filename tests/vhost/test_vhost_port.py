@@ -309,3 +309,19 @@ def test_client_mode_reconnects(dp: Dataplane, sock: str) -> None:
         port.close()
         g.destroy()
     assert os.path.exists(sock) is False
+
+
+def test_client_default_for_vhost_client_flag(dp: Dataplane, sock: str) -> None:
+    """``spp.ports.vhost.set_client_default(True)`` (a secondary's --vhost-client) makes ports connect."""
+    from spp.ports import vhost
+
+    vhost.set_client_default(True)
+    try:
+        port = open_port(dp, "vhost:5", path=sock)
+    finally:
+        vhost.set_client_default(False)
+    try:
+        assert port.describe()["mode"] == "client"
+        assert not os.path.exists(sock)  # a client creates no socket file
+    finally:
+        port.close()
