@@ -245,6 +245,8 @@ def test_hitless_reconfiguration(dp: Dataplane) -> None:
             else:
                 ok(m, f"classifier_table del {extra.pop(rng.randrange(len(extra)))}")
             from_ring += drain_ring(dp, 3)
+            if op == 500:
+                assert mem[1].sent, "traffic flows while the configuration changes"
 
         def done() -> bool:
             nonlocal from_ring
