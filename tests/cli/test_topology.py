@@ -17,7 +17,7 @@ from spp.testing.fake_secondary import FakePrimary, FakeSecondary
 EXAMPLES = resources.files("spp") / "examples"
 
 
-@pytest.mark.parametrize("name", ["classify-icmp", "taas"])
+@pytest.mark.parametrize("name", ["classify-icmp", "taas", "port-mirror"])
 def test_examples_are_valid_and_match_their_recipes(name: str) -> None:
     topology = parse(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()), name)
     recipe = [line for line in (EXAMPLES / f"{name}.txt").read_text().splitlines() if not line.startswith("#")]
@@ -36,7 +36,7 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "processes: Field required"),
+        ({}, "nothing to do (no processes and no port_mirrors)"),
         ({"processes": [{"kind": "nfv", "client_id": 1}]}, "processes[0].kind: Input should be 'vf' or 'mirror'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "components": [
             {"name": "a", "type": "forward", "core": "x"}]}]}, "processes[0].components[0].core"),
@@ -53,6 +53,12 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
          "processes[0].classifier[0].mac: invalid MAC 'nope'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "cpus": 3}]}, "processes[0].cpus: unknown field"),
         ({"processes": [{"kind": "vf", "client_id": 1}, {"kind": "vf", "client_id": 1}]}, "vf 1 is listed twice"),
+        ({"port_mirrors": [{"name": "t", "source": "phy:0", "destination": "phy:0"}]},
+         "port_mirrors[0]: destination: a port cannot be mirrored to itself"),
+        ({"port_mirrors": [{"name": "t", "source": "phy:0", "destination": "phy:1", "flow": {"sport": 70000}}]},
+         "port_mirrors[0].flow.sport: Input should be less than or equal to 65535"),
+        ({"port_mirrors": [{"name": "t", "source": "phy:0", "destination": "phy:1", "direction": "in"}]},
+         "port_mirrors[0].direction: Input should be 'rx', 'tx' or 'both'"),
     ],
 )
 def test_validation_names_the_field(data: object, message: str) -> None:

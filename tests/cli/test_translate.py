@@ -83,3 +83,23 @@ def test_primary_requests() -> None:
 def test_bad_input_explains(line: str, message: str) -> None:
     with pytest.raises(CliError, match=message.replace("(", r"\(").replace(";", ";")):
         vf(line)
+
+
+def test_port_mirror_requests() -> None:
+    assert translate_primary(["port_mirror", "list"], "h:1") == Request("GET", "/port_mirrors")
+    assert translate_primary(["port_mirror", "del", "tap1"], "h:1") == Request("DELETE", "/port_mirrors/tap1")
+    words = "port_mirror add tap1 phy:0 rx phy:2 vlan 9,18-27 flow udp 10.0.0.0/24 * * 53 snaplen 128 copy deep"
+    assert translate_primary(words.split(), "h:1") == Request("POST", "/port_mirrors", {
+        "name": "tap1", "source": "phy:0", "direction": "rx", "destination": "phy:2", "vlan_filter": "9,18-27",
+        "flow": {"proto": "udp", "src": "10.0.0.0/24", "dport": 53}, "snaplen": 128, "copy": "deep"})
+    with pytest.raises(CliError, match="flow needs 5 words"):
+        translate_primary(str.split("port_mirror add t phy:0 rx phy:1 flow udp"), "h:1")
+    with pytest.raises(CliError, match="expected rx, tx or both"):
+        translate_primary(str.split("port_mirror add t phy:0 in phy:1"), "h:1")
+
+
+def test_spp_style_launch_is_accepted() -> None:
+    words = str.split("launch vf 2 -l 1,2 -m 512 -- --client-id 2 -s 192.168.1.100:6666 --vhost-client")
+    assert translate_primary(words, "h:6666").body == {
+        "proc_name": "spp_vf", "client_id": 2, "eal": {"-l": "1,2", "-m": "512"},
+        "app": {"-s": "192.168.1.100:6666", "--client-id": 2}}

@@ -133,3 +133,25 @@ def secondary(kind: str, client_id: int, status: Mapping[str, Any]) -> Renderabl
             table.add_row(str(entry.get("type")), str(entry.get("value")), str(entry.get("port")))
         parts.append(table)
     return Group(*parts)
+
+
+def port_mirrors(entries: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """``pri; port_mirror list``: each mirror with its statistics."""
+    if not entries:
+        return Text("no port mirror")
+    table = Table(title="port mirrors", title_justify="left")
+    for col in ("name", "source", "dir", "destination", "filters"):
+        table.add_column(col)
+    for col in ("packets", "filtered", "nombuf", "full", "errors"):
+        table.add_column(col, justify="right")
+    for entry in entries:
+        stats = entry.get("stats") if isinstance(entry.get("stats"), Mapping) else {}
+        assert isinstance(stats, Mapping)
+        known = {"name", "source", "direction", "destination", "stats"}
+        filters = " ".join(f"{k}={v}" for k, v in entry.items() if k not in known and v not in (None, "", 0))
+        table.add_row(
+            str(entry.get("name")), str(entry.get("source")), str(entry.get("direction")),
+            str(entry.get("destination")), filters,
+            *(_num(stats, k) for k in ("packets", "filtered", "nombuf", "full", "errors")),
+        )
+    return table

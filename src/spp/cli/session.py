@@ -34,6 +34,9 @@ status                              processes connected to spp-ctl
 pri; status | clear | exit          the primary (counters, pool, launched processes)
 pri; port {add|del} ring:N          create / drain a ring
 pri; launch {vf|mirror} ID [-l CORES] [--copy shallow|deep]
+pri; port_mirror list | del NAME
+pri; port_mirror add NAME SOURCE {rx|tx|both} DEST [vlan 9,18-27] [src_mac MAC] [dst_mac MAC]
+                 [flow PROTO SIP SPORT DIP DPORT] [snaplen N] [copy shallow|deep]
 vf N; status                        components, ports with counters, classifier table
 vf N; component start NAME CORE {forward|merge|classifier} | component stop NAME
 vf N; port {add|del} RES_UID [nq Q] {rx|tx} NAME [add_vlantag VID PCP | del_vlantag]
@@ -181,6 +184,8 @@ class Session:
         result = self._send(request)
         if words == ["status"]:
             self.console.print(render.primary(result))
+        elif words == ["port_mirror", "list"]:
+            self.console.print(render.port_mirrors(result))
 
     def _secondary(self, kind: str, client_id: int, words: list[str]) -> None:
         request = translate_secondary(kind, client_id, words)

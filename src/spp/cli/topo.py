@@ -37,6 +37,8 @@ class Graph:
 
     nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)
+    #: Port mirrors: ``(source, destination, label)``, drawn dashed.
+    mirrors: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add_port(self, port: str) -> str:
         """Add port node ``port`` (idempotent); return its id."""
@@ -59,6 +61,7 @@ class Snapshot:
     processes: list[dict[str, Any]]
     primary: dict[str, Any] | None
     secondaries: dict[tuple[str, int], dict[str, Any]]
+    port_mirrors: list[dict[str, Any]] = field(default_factory=list)
 
     def graph(self) -> Graph:
         """The frame-flow graph of the snapshot."""
@@ -75,6 +78,10 @@ class Snapshot:
                     graph.edges.append((graph.add_port(str(port.get("port"))), node))
                 for port in comp.get("tx_port", []) or []:
                     graph.edges.append((node, graph.add_port(str(port.get("port")))))
+        for mirror in self.port_mirrors:
+            src = graph.add_port(str(mirror.get("source")))
+            dst = graph.add_port(str(mirror.get("destination")))
+            graph.mirrors.append((src, dst, f"{mirror.get('name')} ({mirror.get('direction')})"))
         return graph
 
 
@@ -93,7 +100,13 @@ def snapshot(client: RestClient) -> Snapshot:
                 secondaries[(kind, cid)] = client.get(f"/{kind}s/{cid}")
         except CliError as exc:  # a process that vanished meanwhile is shown as such
             secondaries[(str(kind), int(proc.get("client-id", -1)))] = {"error": str(exc)}
-    return Snapshot(client.server, procs, primary, secondaries)
+    mirrors: list[dict[str, Any]] = []
+    if primary is not None:
+        try:
+            mirrors = list(client.get("/port_mirrors"))
+        except CliError:  # an spp-ctl or primary without port mirrors
+            mirrors = []
+    return Snapshot(client.server, procs, primary, secondaries, mirrors)
 
 
 def tree(snap: Snapshot) -> Tree:
@@ -107,6 +120,9 @@ def tree(snap: Snapshot) -> Tree:
         pri.add(f"phy: {phys or 'none'}")
         pri.add(f"rings in use: {rings or 'none'}")
         pri.add(f"pool: {pool.get('in_use', '?')} / {pool.get('n_bufs', '?')} in use")
+        for mirror in snap.port_mirrors:
+            pri.add(f"port mirror {mirror.get('name')}: {mirror.get('source')} ({mirror.get('direction')}) "
+                    f"⇒ {mirror.get('destination')}")
     for (kind, cid), status in sorted(snap.secondaries.items()):
         node = root.add(f"[bold]{kind} {cid}[/bold]")
         if "error" in status:
@@ -135,6 +151,8 @@ def to_dot(graph: Graph) -> str:
             lines.append(f'  "{node}" [label="{label}", shape=ellipse, style=filled, fillcolor="{colour}"];')
     for src, dst in graph.edges:
         lines.append(f'  "{src}" -> "{dst}";')
+    for src, dst, label in graph.mirrors:
+        lines.append(f'  "{src}" -> "{dst}" [style=dashed, color="#d62728", label="{label}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -178,6 +196,13 @@ def to_svg(graph: Graph, title: str = "spp topology") -> str:
         out.append(
             f'<line x1="{x1 + box_w}" y1="{y1 + box_h // 2}" x2="{x2}" y2="{y2 + box_h // 2}" '
             'stroke="#444" stroke-width="1.3" marker-end="url(#arrow)"/>'
+        )
+    for src, dst, label in graph.mirrors:
+        (x1, y1), (x2, y2) = pos[src], pos[dst]
+        out.append(
+            f'<path d="M{x1 + box_w // 2},{y1 + box_h} C{x1 + box_w // 2},{y1 + box_h + 40} '
+            f'{x2 + box_w // 2},{y2 + box_h + 40} {x2 + box_w // 2},{y2 + box_h}" fill="none" stroke="#d62728" '
+            f'stroke-dasharray="5,3" marker-end="url(#arrow)"><title>{html.escape(label)}</title></path>'
         )
     for node, (label, kind) in graph.nodes.items():
         x, y = pos[node]

@@ -165,11 +165,75 @@ class Process(_Model):
         return self
 
 
+class Flow(_Model):
+    """An IPv4 5-tuple filter of a port mirror; a missing field matches anything."""
+
+    proto: str | int | None = None
+    src: str | None = None
+    sport: Annotated[int, Field(ge=0, le=65535)] | None = None
+    dst: str | None = None
+    dport: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+    def words(self) -> str:
+        return " ".join("*" if v is None else str(v) for v in (self.proto, self.src, self.sport, self.dst, self.dport))
+
+
+class PortMirror(_Model):
+    """A port mirror (docs/mirroring.md): copy ``source``'s traffic in ``direction`` to ``destination``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    source: str
+    destination: str
+    direction: Literal["rx", "tx", "both"] = "both"
+    vlan_filter: Annotated[str, Field(pattern=r"^[0-9][0-9,-]*$")] | None = None
+    src_mac: str | None = None
+    dst_mac: str | None = None
+    flow: Flow | None = None
+    snaplen: Annotated[int, Field(ge=0)] = 0
+    copy_mode: Literal["shallow", "deep"] = Field(default="shallow", alias="copy")
+
+    @field_validator("source", "destination")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+    @field_validator("src_mac", "dst_mac")
+    @classmethod
+    def _mac(cls, value: str | None) -> str | None:
+        if value is not None and not _MAC_RE.match(value):
+            raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX")
+        return value
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> PortMirror:
+        if self.source == self.destination:
+            raise ValueError("destination: a port cannot be mirrored to itself (packet storm)")
+        return self
+
+    def command(self) -> str:
+        """The ``pri; port_mirror add ...`` line."""
+        line = f"pri; port_mirror add {self.name} {self.source} {self.direction} {self.destination}"
+        if self.vlan_filter is not None:
+            line += f" vlan {self.vlan_filter}"
+        if self.src_mac is not None:
+            line += f" src_mac {self.src_mac}"
+        if self.dst_mac is not None:
+            line += f" dst_mac {self.dst_mac}"
+        if self.flow is not None:
+            line += f" flow {self.flow.words()}"
+        if self.snaplen:
+            line += f" snaplen {self.snaplen}"
+        if self.copy_mode != "shallow":
+            line += f" copy {self.copy_mode}"
+        return line
+
+
 class Topology(_Model):
     """A whole topology file."""
 
     secondary: str | None = None
-    processes: list[Process]
+    processes: list[Process] = Field(default_factory=list)
+    port_mirrors: list[PortMirror] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Topology:
@@ -179,6 +243,13 @@ class Topology(_Model):
             if key in seen:
                 raise ValueError(f"processes[{i}]: {proc.kind} {proc.client_id} is listed twice")
             seen.add(key)
+        names: set[str] = set()
+        for i, mirror in enumerate(self.port_mirrors):
+            if mirror.name in names:
+                raise ValueError(f"port_mirrors[{i}].name: {mirror.name!r} is used twice")
+            names.add(mirror.name)
+        if not self.processes and not self.port_mirrors:
+            raise ValueError("processes: nothing to do (no processes and no port_mirrors)")
         return self
 
     def commands(self) -> list[str]:
@@ -201,6 +272,7 @@ class Topology(_Model):
                     lines.append(f"{target} classifier_table add mac {entry.mac} {entry.port}")
                 else:
                     lines.append(f"{target} classifier_table add vlan {entry.vlan} {entry.mac} {entry.port}")
+        lines += [mirror.command() for mirror in self.port_mirrors]
         return lines
 
 
@@ -287,12 +359,28 @@ def up(topology: Topology, client: RestClient, *, secondary: str | None = None,
 
 def _request(line: str, secondary: str) -> Request:
     target = split_target(line)
-    assert target is not None and target.client_id is not None
+    assert target is not None
+    if target.client_id is None:
+        return translate_primary(target.words, secondary)
     return translate_secondary(target.kind, target.client_id, target.words)
 
 
 def down(client: RestClient, topology: Topology | None = None, *, log: Any = print) -> None:
-    """Ask the topology's processes (default: every vf and mirror) to exit."""
+    """Remove the topology's port mirrors and ask its processes to exit.
+
+    Without a topology: every port mirror, every vf and every mirror process.
+    A port mirror that cannot be removed is reported and skipped.
+    """
+    if topology is not None:
+        mirrors = [m.name for m in topology.port_mirrors]
+    else:
+        mirrors = [str(m.get("name")) for m in client.get("/port_mirrors")] if _has_primary(client) else []
+    for name in mirrors:
+        try:
+            client.delete(f"/port_mirrors/{name}")
+            log(f"port mirror {name}: removed")
+        except CliError as exc:
+            log(f"port mirror {name}: not removed: {exc}")
     keys: list[tuple[str, int]]
     if topology is not None:
         keys = [(p.kind, p.client_id) for p in topology.processes]
@@ -308,6 +396,10 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
                 continue
             raise
         log(f"{kind} {cid}: stopped")
+
+
+def _has_primary(client: RestClient) -> bool:
+    return {"type": "primary"} in client.get("/processes")
 
 
 def main(argv: Sequence[str]) -> int:

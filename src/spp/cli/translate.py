@@ -27,10 +27,13 @@ USAGE: Final[dict[str, str]] = {
     "classifier_table": "classifier_table {add|del} mac {MAC|default} RES_UID | "
     "classifier_table {add|del} vlan VID {MAC|default} RES_UID",
     "pri": "pri; status | pri; clear | pri; port {add|del} ring:N | "
-    "pri; launch {vf|mirror} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] | pri; exit",
+    "pri; launch {vf|mirror} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] | pri; exit | "
+    "pri; port_mirror {list | add ... | del NAME}",
+    "port_mirror": "port_mirror list | port_mirror del NAME | port_mirror add NAME SOURCE {rx|tx|both} DESTINATION "
+    "[vlan 9,18-27] [src_mac MAC] [dst_mac MAC] [flow PROTO SIP SPORT DIP DPORT] [snaplen N] [copy shallow|deep]",
 }
 SECONDARY_SUBCOMMANDS: Final = ("status", "component", "port", "classifier_table", "exit")
-PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "launch", "exit")
+PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "launch", "port_mirror", "exit")
 
 _RES_RE: Final = re.compile(r"^[a-z]+:\d+(nq\d+)?$")
 _MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
@@ -199,7 +202,57 @@ def translate_primary(words: list[str], secondary_addr: str) -> Request:
         return Request("PUT", "/primary/ports", {"action": words[1], "port": words[2]})
     if words and words[0] == "launch":
         return _launch(words[1:], secondary_addr, usage)
+    if words and words[0] == "port_mirror":
+        return _port_mirror(words[1:])
     raise CliError(f"usage: {usage}")
+
+
+def _port_mirror(args: list[str]) -> Request:
+    """``port_mirror list|del NAME|add NAME SOURCE DIR DEST [options]`` → ``/v1/port_mirrors``."""
+    usage = USAGE["port_mirror"]
+    if args == ["list"]:
+        return Request("GET", "/port_mirrors")
+    if len(args) == 2 and args[0] == "del":
+        return Request("DELETE", f"/port_mirrors/{args[1]}")
+    if len(args) < 5 or args[0] != "add":
+        raise CliError(f"usage: {usage}")
+    _, name, source, direction, destination, *rest = args
+    if direction not in ("rx", "tx", "both"):
+        raise CliError(f"invalid direction {direction!r}: expected rx, tx or both; usage: {usage}")
+    body: dict[str, Any] = {"name": name, "source": source, "direction": direction, "destination": destination}
+    i = 0
+    while i < len(rest):
+        opt = rest[i]
+        if opt == "flow":
+            if len(rest) - i - 1 < 5:
+                raise CliError("flow needs 5 words: PROTO SIP SPORT DIP DPORT (each may be '*')")
+            proto, sip, sport, dip, dport = rest[i + 1 : i + 6]
+            flow: dict[str, Any] = {}
+            for key, value in (("proto", proto), ("src", sip), ("sport", sport), ("dst", dip), ("dport", dport)):
+                if value != "*":
+                    flow[key] = int(value) if key in ("sport", "dport") and value.isdigit() else value
+            body["flow"] = flow
+            i += 6
+            continue
+        if i + 1 >= len(rest):
+            raise CliError(f"option {opt!r} needs a value; usage: {usage}")
+        value = rest[i + 1]
+        if opt == "vlan":
+            body["vlan_filter"] = value
+        elif opt in ("src_mac", "dst_mac"):
+            body[opt] = _mac(value, usage)
+        elif opt == "snaplen":
+            if not value.isdigit():
+                raise CliError(f"invalid snaplen {value!r}: expected a number of bytes")
+            body["snaplen"] = int(value)
+        elif opt == "copy":
+            if value not in ("shallow", "deep"):
+                raise CliError(f"invalid copy {value!r}: expected shallow or deep")
+            body["copy"] = value
+        else:
+            raise CliError(f"unknown port_mirror option {opt!r}; usage: {usage}")
+        i += 2
+    return Request("POST", "/port_mirrors", body)
 
 
 def _launch(args: list[str], secondary_addr: str, usage: str) -> Request:
@@ -208,7 +261,7 @@ def _launch(args: list[str], secondary_addr: str, usage: str) -> Request:
     kind, cid = args[0], int(args[1])
     eal: dict[str, Any] = {}
     app: dict[str, Any] = {"-s": secondary_addr, "--client-id": cid}
-    rest = [a for a in args[2:] if a != "--"]
+    rest = [a for a in args[2:] if a not in ("--", "--vhost-client")]
     if len(rest) % 2:
         raise CliError(f"options come in pairs (option value); usage: {usage}")
     for opt, value in zip(rest[::2], rest[1::2], strict=True):
