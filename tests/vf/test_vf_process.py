@@ -308,3 +308,15 @@ def test_wire_protocol(dp: Dataplane) -> None:
                 assert conn.recv(4096) == b""
         finally:
             _stop(vf)
+
+
+def test_argument_forms() -> None:
+    from spp.control.secondary import parse_args
+
+    o = parse_args("vf", ["-l", "0,1,2", "-n", "4", "--proc-type", "secondary", "--file-prefix=x1", "--lcores",
+                          "(0-3)@0", "--", "--client-id", "1", "-s", "127.0.0.1:6666"])
+    assert (o.cores, o.file_prefix, o.client_id, o.host, o.port) == ([0, 1, 2], "x1", 1, "127.0.0.1", 6666)
+    o = parse_args("mirror", ["--client-id", "2", "-s", "h:7", "-l", "2-4", "--copy", "deep", "--no-pin"])
+    assert (o.cores, o.file_prefix, o.copy, o.pin, o.process) == ([2, 3, 4], "spp", "deep", False, "mirror")
+    o = parse_args("vf", ["-l", "0-1", "--", "--client-id", "3", "-l", "5,6", "--vhost-client"])
+    assert o.cores == [5, 6]  # the application's -l wins over the EAL's

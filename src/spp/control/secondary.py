@@ -86,7 +86,7 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
         cut = args.index("--")
         eal, args = args[:cut], args[cut + 1 :]
     eal_parser = argparse.ArgumentParser(add_help=False, prog=f"spp-{process} (EAL arguments)")
-    eal_parser.add_argument("-l", "--lcores", type=_cores, default=None)
+    eal_parser.add_argument("-l", dest="lcores", type=_cores, default=None)
     eal_parser.add_argument("--file-prefix", default=None)
     eal_ns, _ignored = eal_parser.parse_known_args(eal)
 
@@ -94,7 +94,7 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
     parser.add_argument("--client-id", type=_client_id, required=True, help="client id (the N of 'vf N;')")
     parser.add_argument("-s", "--server", type=_server, default=("127.0.0.1", 6666),
                         help="spp-ctl's secondary port HOST:PORT (default 127.0.0.1:6666)")
-    parser.add_argument("-l", "--lcores", type=_cores, default=None,
+    parser.add_argument("-l", dest="lcores", type=_cores, default=None,
                         help="core list, e.g. 2-6; the first is the master lcore (default: every CPU)")
     parser.add_argument("--file-prefix", default=None, help="data plane name, as given to spp-primary (default spp)")
     if process == "mirror":
