@@ -598,15 +598,16 @@ class VhostPort(Port):
         return ok
 
     def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        # Queues stop first, so that once ``connected`` reads False no burst touches the guest.
         with self._lock:
             self.state[:, Q_READY] = 0
             mem, self._mem = self._mem, None
             self._regs = np.zeros((0, 4), np.int64)
             self._call_fds = [-1] * MAX_QUEUES
             s, self._session = self._session, _Session()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
         for v in s.vrings:
             _close_fd(v.kick_fd)
             _close_fd(v.call_fd)
