@@ -123,3 +123,17 @@ def test_console_script_subprocess(ctl: Ctl, vf: FakeSecondary) -> None:
     assert "missing direction or component name" in result.stderr
     assert "Traceback" not in result.stderr
     assert vf.commands == ["component start fwd1 2 forward"]
+
+
+def test_bench_is_dispatched(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    calls: list[list[str]] = []
+    fake = types.ModuleType("spp.bench.main")
+    fake.main = lambda argv: calls.append(list(argv)) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "spp.bench.main", fake)
+    assert main(["bench", "forward", "--seconds", "1"]) == 0
+    assert calls == [["forward", "--seconds", "1"]]
+    monkeypatch.setitem(sys.modules, "spp.bench.main", None)  # makes the import fail
+    assert main(["bench"]) == 2
+    assert "benchmark module is not available" in capsys.readouterr().err

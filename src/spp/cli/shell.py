@@ -155,7 +155,7 @@ def run_shell(
     if history is not None:
         session.history = list(reversed(list(history.load_history_strings())))
     prompt: PromptSession[str] = PromptSession(
-        history=history, completer=SppCompleter(session), complete_while_typing=False,
+        history=history, completer=SppCompleter(session), complete_while_typing=False, complete_in_thread=True,
         input=input, output=output,
     )
     session.prompt = prompt
