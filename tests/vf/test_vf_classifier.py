@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from vf_helpers import MAC_A, MAC_B, MAC_X, make_manager, ok
 
 from spp.components.classifier import Classifier, build_table
@@ -223,3 +225,49 @@ def test_unshare_copies_shared_buffers_and_counts_nombuf() -> None:
         assert int(dp.refcnt[ids[2]]) == 1  # our reference was dropped, the other holder keeps it
         held = np.array([i for i in range(64) if dp.refcnt[i] > 0], np.int32)
         dp.free(held)
+
+
+MAC_POOL = [MAC_A, MAC_B, MAC_X, BROADCAST, MCAST, "01:80:c2:00:00:0e", "00:00:00:00:00:00"]
+VLANS = [None, 0, 5, 4095]
+
+
+def reference(entries: dict[tuple[int | None, str | None], int], vlan: int | None, dst: str) -> list[int]:
+    """SPEC §3's lookup order, written plainly: the tx ports a frame goes to (sorted)."""
+    untagged_default = entries.get((None, None))
+    table = {k: v for k, v in entries.items() if k[0] == vlan}
+    if not table:
+        return [] if untagged_default is None else [untagged_default]
+    if (vlan, dst) in table:
+        return [table[(vlan, dst)]]
+    if int(dst[:2], 16) & 1:
+        ports = set(table.values())
+        if vlan is not None and untagged_default is not None:
+            ports.add(untagged_default)
+        return sorted(ports)
+    if (vlan, None) in table:
+        return [table[(vlan, None)]]
+    if vlan is not None and untagged_default is not None:
+        return [untagged_default]
+    return []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=st.dictionaries(st.tuples(st.sampled_from(VLANS), st.one_of(st.none(), st.sampled_from(MAC_POOL))),
+                               st.integers(0, 3), max_size=12),
+       frames=st.lists(st.tuples(st.sampled_from([*VLANS, 7]), st.sampled_from(MAC_POOL)), min_size=1, max_size=40))
+def test_matches_the_reference_model(dp: Dataplane, entries: dict[tuple[int | None, str | None], int],
+                                     frames: list[tuple[int | None, str]]) -> None:
+    table = [(v, -1 if a is None else mac(a), tx) for (v, a), tx in entries.items()]
+    o = run(dp, table, [numbered(i, a, vlan=v) for i, (v, a) in enumerate(frames)])
+    try:
+        got: dict[int, list[int]] = {}
+        for i, tx in o.routes:
+            got.setdefault(i, []).append(tx)
+        for i, (v, a) in enumerate(frames):
+            assert sorted(got.get(i, [])) == reference(entries, v, a), (entries, v, a)
+        dropped = sum(1 for v, a in frames if not reference(entries, v, a))
+        assert int(o.classifier.drops[REASON["no_route"]]) == dropped
+        for i, b in enumerate(o.given):  # one reference per copy sent
+            assert int(dp.refcnt[b]) == len(got.get(i, []))
+    finally:
+        o.release(dp)
