@@ -39,6 +39,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -405,11 +406,18 @@ def _has_primary(client: RestClient) -> bool:
 def main(argv: Sequence[str]) -> int:
     """``spp up FILE [-b HOST:PORT] [-s HOST:PORT]`` / ``spp down [FILE] [-b HOST:PORT]``."""
     parser = argparse.ArgumentParser(prog=f"spp {argv[0]}")
-    parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None)
+    parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None,
+                        help="topology YAML; a shipped example may be named alone (classify-icmp.yaml, taas.yaml, "
+                        "port-mirror.yaml)")
     parser.add_argument("-b", "--bind-addr", default="127.0.0.1:7777", help="spp-ctl REST address")
     parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
     parser.add_argument("--token", default=None)
     args = parser.parse_args(argv[1:])
+    if args.file is not None and not args.file.exists():
+        shipped = resources.files("spp") / "examples" / args.file.name
+        if shipped.is_file():
+            print(f"using the shipped example {args.file.name}")
+            args.file = Path(str(shipped))
     try:
         topology = load(args.file) if args.file is not None else None
         client = RestClient(normalize_server(args.bind_addr), args.token)
