@@ -278,3 +278,18 @@ def test_exit_returns_every_buffer(dp: Dataplane) -> None:
     assert dp.free_count == dp.n_bufs
     assert ringcore.ring_count(dp.ring_ctrl[0]) == 0
     assert np.all(dp.refcnt == 0)
+
+
+def test_frames_wait_in_a_detached_ring(dp: Dataplane) -> None:
+    m, mem = make_manager(dp)
+    try:
+        ok(m, "component start f1 1 forward", "port add pcap:0 rx f1", "port add ring:0 tx f1")
+        mem[0].inject([numbered(i) for i in range(100)])
+        wait_for(lambda: ringcore.ring_count(dp.ring_ctrl[0]) == 100, timeout=60)
+        ok(m, "port del ring:0 tx f1", "component stop f1")
+        assert ringcore.ring_count(dp.ring_ctrl[0]) == 100  # still there
+        ok(m, "component start f2 2 forward", "port add ring:0 rx f2", "port add pcap:1 tx f2")
+        wait_for(lambda: len(mem[1].sent) == 100, timeout=60)
+        assert [frame_number(f) for f in mem[1].sent] == list(range(100))
+    finally:
+        m.exit()
