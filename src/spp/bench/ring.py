@@ -3,7 +3,8 @@
 The bench process creates a data plane (it is the primary) and starts two worker
 processes (:mod:`spp.bench.child`) that attach it by prefix: a producer
 (nullpmd:0 → ring:0) on one core and a consumer (ring:0 → nullpmd:1) on the other.
-The figure is frames delivered to nullpmd:1 per second.  The producer is as fast as
+The figure is frames delivered to nullpmd:1 per second; ``mpps_per_cpu`` divides
+them by the CPU time the consumer's worker thread got instead.  The producer is as fast as
 the consumer or faster, so the ring fills and the producer's refused frames are
 counted ``ring_full`` on ring:0 (reported as ``ring_full``, a fraction of offered).
 No peer: testpmd has no two-process ring benchmark of its own.
@@ -15,7 +16,16 @@ import os
 import sys
 import time
 
-from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, median, python_child
+from spp.bench.common import (
+    BenchError,
+    Cleanup,
+    Options,
+    OutputReader,
+    Result,
+    median,
+    python_child,
+    thread_cpu_seconds,
+)
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, REASON, RX_PACKETS, TX_PACKETS
 from spp.testing import unique_prefix, wait_for
@@ -36,21 +46,29 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     dst = dp.stats[dp.port_slot("nullpmd", 1)]
     burst = str(opts.bursts[0])
     children = {}
+    tids = {}
     for role, core in (("consumer", cons_core), ("producer", prod_core)):
         proc = python_child("spp.bench.child", ["--prefix", dp.prefix, "--role", role, "--core", str(core),
                                                 "--burst", burst], cleanup, f"{role} process")
         out = OutputReader(proc)
-        out.wait_for(r"^ready|\nready", timeout=300)
+        tids[role] = int(out.wait_for(r"(?:^|\n)ready (\d+)", timeout=300).group(1))
         children[role] = (proc, out)
+    cons_pid = children["consumer"][0].pid
+
+    def cons_cpu() -> float:
+        return thread_cpu_seconds(cons_pid, tids["consumer"])
+
     wait_for(lambda: int(dst[TX_PACKETS]) > 0, timeout=120, message="first frame through the ring")
     windows: list[float] = []
+    per_cpu: list[float] = []
     offered: list[float] = []
     window = opts.seconds / max(opts.rounds, 1)
     for _ in range(max(opts.rounds, 1)):
-        a0, d0, t0 = int(src[RX_PACKETS]), int(dst[TX_PACKETS]), time.perf_counter()
+        a0, d0, t0, u0 = int(src[RX_PACKETS]), int(dst[TX_PACKETS]), time.perf_counter(), cons_cpu()
         time.sleep(window)  # the measurement window, not a wait for a result
-        a1, d1, t1 = int(src[RX_PACKETS]), int(dst[TX_PACKETS]), time.perf_counter()
+        a1, d1, t1, u1 = int(src[RX_PACKETS]), int(dst[TX_PACKETS]), time.perf_counter(), cons_cpu()
         windows.append((d1 - d0) / (t1 - t0) / 1e6)
+        per_cpu.append((d1 - d0) / max(u1 - u0, 0.01) / 1e6)
         offered.append((a1 - a0) / (t1 - t0) / 1e6)
     rss = {}
     for role in ("producer", "consumer"):  # producer first, so the consumer can empty the ring
@@ -74,7 +92,8 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         raise BenchError(f"ring scenario leaked buffers: {dp.in_use} still in use") from None
     extra: dict[str, object] = {
         "burst": int(burst), "rounds": len(windows), "mpps_median": round(median(windows), 3),
-        "offered_mpps": round(max(offered), 3), "ring_full": round(full / rx, 4) if rx else 0.0,
+        "mpps_per_cpu": round(max(per_cpu), 3), "offered_mpps": round(max(offered), 3),
+        "ring_full": round(full / rx, 4) if rx else 0.0,
         "exact": rx == tx + drops and int(ring[RX_PACKETS]) == int(ring[TX_PACKETS]) and dp.double_frees == 0,
         "rss_kib": rss, "cores": {"producer": prod_core, "consumer": cons_core},
         "command": f"{sys.executable} -m spp.bench.child --prefix P --role producer|consumer --core C",
