@@ -325,3 +325,20 @@ def test_client_default_for_vhost_client_flag(dp: Dataplane, sock: str) -> None:
         assert not os.path.exists(sock)  # a client creates no socket file
     finally:
         port.close()
+
+
+def test_impossible_avail_index_stops_the_queue(dp: Dataplane, vport: vp.VhostPort) -> None:
+    """A guest publishing avail.idx more than a ring ahead: the queue is ignored, nothing is read."""
+    with guest(vport, num=8) as g:
+        _, avail, _ = g.ring(0)
+        g.m16[avail // 2 + 1] = 100  # 8 descriptors, 100 "available"
+        assert _send(dp, vport, [numbered(i) for i in range(4)]) == 4
+        assert vport.stats[REASON["link_down"]] == 4
+        assert vport.stats[TX_PACKETS] == 0
+        _, avail1, _ = g.ring(1)
+        g.m16[avail1 // 2 + 1] = 50
+        assert vport.rx_burst(np.empty(8, np.int32)) == 0
+    # A new frontend sets the queues up again and they run.
+    with guest(vport) as g2:
+        assert _send(dp, vport, [numbered(1)]) == 1
+        assert g2.collect(1, 10) == [numbered(1)]

@@ -32,7 +32,8 @@ Accounting (every lost frame counted once, on this port's row):
 * tx (to the guest): no avail descriptor → ``tx_burst`` returns the prefix that fit and
   the caller counts the rest ``tx_full`` (:attr:`Port.full_reason`).  A frame that can
   never fit the guest's buffers → taken, ``too_long``.
-* **no frontend, or its receive queue not running** (connecting, stopped, disconnected):
+* **no frontend, or its receive queue not running** (connecting, stopped, disconnected,
+  or broken: the guest published an avail index more than a ring ahead):
   ``tx_burst`` *accepts* the burst, frees it and counts ``link_down`` — the same
   decision as ``phy``: a missing guest must not back-pressure the caller's buffers,
   and ``tx_full`` would misname the cause.  rx returns 0.
@@ -217,6 +218,7 @@ class VhostPort(Port):
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.connections = 0  # frontends that connected so far
+        self._broken_logged = False
         self._finalizer: weakref.finalize[Any, Any] | None = None
         if not self.client:
             self._listen = self._bind()
@@ -288,7 +290,7 @@ class VhostPort(Port):
     def _tx(self, bufs: np.ndarray, n: int) -> int:
         q = self.state[RXQ]
         dp = self.dp
-        if q[Q_READY] != 0:
+        if q[Q_READY] != 0 and q[Q_BROKEN] == 0:
             with self._lock:
                 mem = self._mem
                 if mem is not None and q[Q_READY] != 0:
@@ -298,8 +300,13 @@ class VhostPort(Port):
                     if q[Q_CALL]:
                         q[Q_CALL] = 0
                         self._notify(RXQ)
-                    return k
-        # No frontend, or its receive queue is not running: take, free, count link_down.
+                    if k or not q[Q_BROKEN]:
+                        return k
+        # No frontend, or its receive queue is not running (or broken): take, free, count link_down.
+        if q[Q_BROKEN] and not self._broken_logged:
+            self._broken_logged = True
+            log.error("%s: the guest's receive queue published an impossible avail index; queue ignored until "
+                      "the guest sets it up again", self.id)
         if n > 0:
             stat_add(self.stats, _LINK_DOWN, n)
             pool_free(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, bufs, 0, n)
@@ -583,6 +590,7 @@ class VhostPort(Port):
                 q[Q_USED] = used
                 q[Q_BROKEN] = 0
                 q[Q_CALL] = 0
+                self._broken_logged = False
                 used_idx = int(mem.mem16[(used >> 1) + 1])
                 base = v.base
                 if used_idx != base:
