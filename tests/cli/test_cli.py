@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import Ctl
 
-from conftest import Ctl
 from spp.cli.main import main
 from spp.testing.fake_secondary import FakePrimary, FakeSecondary, error_reply
 

@@ -6,13 +6,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from cli_helpers import Ctl
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from conftest import Ctl
 from spp.cli.session import Session
 from spp.cli.shell import SppCompleter, candidates, run_shell
 from spp.testing import wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import Ctl
 
-from conftest import Ctl
 from spp.cli.client import RestClient
 from spp.cli.main import main
 from spp.cli.topology import TopologyError, load, parse
