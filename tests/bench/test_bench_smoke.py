@@ -124,3 +124,14 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_missing_testpmd_still_reports_spp(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import spp.bench.common
+
+    monkeypatch.setattr(spp.bench.common, "TESTPMD", "/nonexistent/dpdk-testpmd")
+    code, out = run_json(capsys, "forward", "--burst", "32")
+    assert code == 0
+    (r,) = out
+    assert r["mpps"] > 0 and r["peer"] is None  # type: ignore[operator]
+    assert "not found" in str(r["peer_error"]) and "--no-peer" in str(r["peer_error"])

@@ -109,11 +109,15 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
             with worker_burst(burst):
                 fw = SppForward(inner, opts.core, opts.size)
                 tp: Testpmd | None = None
+                peer_error = None
                 if opts.peer:
                     vdevs = ["--vdev", f"net_null0,size={opts.size}", "--vdev", f"net_null1,size={opts.size}"]
-                    tp = Testpmd([*eal_args(unique_prefix("tpmd"), opts.core), *vdevs],
-                                 ["--forward-mode=io", "--nb-cores=1", f"--burst={burst}"], inner)
-                    inner.push("testpmd quit", tp.quit)
+                    try:
+                        tp = Testpmd([*eal_args(unique_prefix("tpmd"), opts.core), *vdevs],
+                                     ["--forward-mode=io", "--nb-cores=1", f"--burst={burst}"], inner)
+                        inner.push("testpmd quit", tp.quit)
+                    except BenchError as e:  # spp's figures still count; say why there is no peer
+                        peer_error = str(e)
                 fw.measure(min(window, 0.5))  # warm-up: compile, caches
                 ours: list[float] = []
                 theirs: list[float] = []
@@ -133,6 +137,8 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         extra: dict[str, object] = {"burst": burst, "size": opts.size, "rounds": len(ours),
                                     "mpps_median": round(median(ours), 3), "spp_windows": [round(x, 2) for x in ours]}
         extra["mpps_per_cpu"] = round(max(ours_cpu), 3)
+        if peer_error:
+            extra["peer_error"] = peer_error
         if theirs:
             extra["peer_mpps_per_cpu"] = round(max(theirs_cpu), 3)
             extra["ratio_per_cpu"] = round(max(ours_cpu) / max(theirs_cpu), 3)

@@ -78,8 +78,12 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     peer = None
     if opts.peer:
         t0 = time.perf_counter()
-        tp = Testpmd([*eal_args(unique_prefix("tpmd"), opts.core), "--vdev", "net_null0", "--vdev", "net_null1"],
-                     ["--forward-mode=io", "--nb-cores=1"], cleanup)
+        try:
+            tp = Testpmd([*eal_args(unique_prefix("tpmd"), opts.core), "--vdev", "net_null0", "--vdev", "net_null1"],
+                         ["--forward-mode=io", "--nb-cores=1"], cleanup)
+        except BenchError as e:
+            extra["peer_error"] = str(e)
+            return [Result("memory", None, unit="s", extra=extra)]
         extra["peer_start_s"] = round(time.perf_counter() - t0, 2)
         extra["peer_rss_mib"] = round(rss_kib(tp.proc.pid) / 1024, 1)
         extra["peer_command"] = tp.command

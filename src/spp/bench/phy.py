@@ -208,13 +208,19 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     sent: list[float] = []
     books: dict[str, object] = {}
     command = None
+    peer = opts.peer
+    peer_error = None
     for _ in range(rounds):  # alternate whole sides, one window each, so both see the same machine
         m, lo, se, books = _spp_windows(net, opts, window, gen_core, 1, cleanup)
         ours += m
         our_loss += lo
         sent += se
-        if opts.peer:
-            m, lo, se, command = _peer_windows(net, opts, window, gen_core, 1, cleanup)
+        if peer:
+            try:
+                m, lo, se, command = _peer_windows(net, opts, window, gen_core, 1, cleanup)
+            except BenchError as e:  # spp's figures still count; say why there is no peer
+                peer, peer_error = False, str(e)
+                continue
             theirs += m
             their_loss += lo
             sent += se
@@ -224,6 +230,8 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         "generator": f"{sys.executable} -m spp.bench.gen --ns NS --iface IF --rate {opts.rate} --size {opts.size}",
     }
     extra.update(books)
+    if peer_error:
+        extra["peer_error"] = peer_error
     if theirs:
         extra["peer_loss"] = round(max(their_loss), 5)
         extra["peer_windows"] = [round(x, 4) for x in theirs]
