@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from spp.runtime import ringcore
-from spp.runtime.dataplane import pool_alloc, pool_free
+from spp.runtime.dataplane import HEADROOM, pool_free
 from spp.runtime.stats import RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 KIND_NONE = 0
@@ -29,12 +29,22 @@ def burst_bytes(meta: np.ndarray, ids: np.ndarray, start: int, n: int) -> int:
 @njit(cache=True, nogil=True)
 def null_rx(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
             stats: np.ndarray, slot: int, out: np.ndarray, start: int, n: int, size: int) -> int:
-    """A null source: ``n`` fresh buffers of ``size`` bytes (contents unspecified)."""
-    k = pool_alloc(pctrl, pslots, refcnt, meta, out, start, n)
+    """A null source: ``n`` fresh buffers of ``size`` bytes (contents unspecified).
+
+    Same result as :func:`pool_alloc` followed by setting length and input port, with
+    each buffer's metadata row written once.
+    """
+    k = ringcore.ring_dequeue(pctrl, pslots, out, start, n)
     for i in range(k):
         b = out[start + i]
+        refcnt[b] = 1
+        meta[b, 0] = HEADROOM
         meta[b, 1] = size
         meta[b, 2] = slot
+        meta[b, 3] = -1
+        meta[b, 4] = 0
+        meta[b, 5] = 0
+        meta[b, 6] = -1
     if k:
         row = stats[slot]
         stat_add(row, RX_PACKETS, k)
