@@ -149,6 +149,7 @@ def test_phy_conforms(dp: Dataplane, veth: Veth) -> None:
     def make(dp: Dataplane) -> Iterator[Harness]:
         dp.set_config({"phy": ["nonexistent0", veth.local]})
         port = open_port(dp, "phy:1")
+        assert port.fileno() is not None  # starts receiving
         sock = ns_packet_socket(veth.ns, veth.peer)
         try:
             yield Harness(port, lambda frames: [sock.send(f) for f in frames] and None,

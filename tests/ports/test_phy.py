@@ -42,6 +42,7 @@ def _tx(dp: Dataplane, port: PhyPort, frames: list[bytes]) -> None:
 
 def test_vlan_tags_survive_both_ways(dp: Dataplane, veth: Veth) -> None:
     port = open_port(dp, "phy:0", iface=veth.local)
+    assert port.fileno() is not None  # starts receiving
     assert isinstance(port, PhyPort)
     sock = ns_packet_socket(veth.ns, veth.peer)
     try:
@@ -66,6 +67,7 @@ def test_vlan_tags_survive_both_ways(dp: Dataplane, veth: Veth) -> None:
 
 def test_interface_deleted_then_recreated(dp: Dataplane, veth: Veth) -> None:
     port = open_port(dp, "phy:0", iface=veth.local)
+    assert port.fileno() is not None  # starts receiving
     assert isinstance(port, PhyPort)
     sock = ns_packet_socket(veth.ns, veth.peer)
     bufs = np.zeros(32, np.int32)
@@ -103,6 +105,8 @@ def test_link_down_counts_and_recovers(dp: Dataplane, veth: Veth) -> None:
     from spp.testing.netns import link_up
 
     port = open_port(dp, "phy:0", iface=veth.local)
+
+    assert port.fileno() is not None  # starts receiving
     assert isinstance(port, PhyPort)
     try:
         link_up(veth.local, up=False)
@@ -121,6 +125,7 @@ def test_link_down_counts_and_recovers(dp: Dataplane, veth: Veth) -> None:
 def test_multi_queue_fanout_splits_flows(dp: Dataplane, veth: Veth) -> None:
     q0 = open_port(dp, "phy:0", iface=veth.local)
     q1 = open_port(dp, "phy:0nq1", iface=veth.local)
+    assert q0.fileno() is not None and q1.fileno() is not None  # both start receiving
     assert isinstance(q0, PhyPort) and isinstance(q1, PhyPort)
     sock = ns_packet_socket(veth.ns, veth.peer)
     try:
@@ -151,6 +156,7 @@ def test_multi_queue_fanout_splits_flows(dp: Dataplane, veth: Veth) -> None:
 def test_rx_without_buffers_counts_nombuf(veth: Veth) -> None:
     with stack(n_bufs=64) as dp:
         port = open_port(dp, "phy:0", iface=veth.local)
+        assert port.fileno() is not None  # starts receiving
         sock = ns_packet_socket(veth.ns, veth.peer)
         hold = np.zeros(64, np.int32)
         try:
@@ -170,6 +176,8 @@ def test_oversize_tx_is_counted_not_sent(dp: Dataplane, veth: Veth) -> None:
     from spp.testing.netns import in_netns
 
     port = open_port(dp, "phy:0", iface=veth.local)
+
+    assert port.fileno() is not None  # starts receiving
     sock = ns_packet_socket(veth.ns, veth.peer)
     try:
         with open(f"/sys/class/net/{veth.local}/mtu", "w") as f:
@@ -195,3 +203,24 @@ def test_errors_are_explained(dp: Dataplane) -> None:
         open_port(dp, "phy:3")
     with pytest.raises(PortError, match="invalid interface name"):
         open_port(dp, "phy:0", iface="x" * 20)
+
+
+def test_a_tx_only_user_takes_no_rx_share(dp: Dataplane, veth: Veth) -> None:
+    """Two users of phy:0 (e.g. spp-vf receiving, spp-mirror only sending): the receiver sees everything."""
+    rx_user = open_port(dp, "phy:0", iface=veth.local)
+    tx_user = open_port(dp, "phy:0nq1", iface=veth.local)
+    assert isinstance(rx_user, PhyPort) and isinstance(tx_user, PhyPort)
+    assert rx_user.fileno() is not None
+    sock = ns_packet_socket(veth.ns, veth.peer)
+    try:
+        _tx(dp, tx_user, [numbered(900)])
+        assert recv_frames(sock, 1) == [numbered(900)]
+        frames = [numbered(i, sip=f"10.3.{i}.1", sport=3000 + i) for i in range(32)]
+        for f in frames:
+            sock.send(f)
+        assert _rx_all(dp, rx_user, len(frames))[0] == frames
+        assert tx_user.describe()["rx_open"] is False and tx_user.describe()["tx_open"] is True
+    finally:
+        sock.close()
+        rx_user.close()
+        tx_user.close()

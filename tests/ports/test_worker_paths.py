@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from spp.components.forward import Forward
@@ -19,6 +21,7 @@ def test_forward_phy_to_tap_and_back(dp: Dataplane, veth: Veth) -> None:
     tap_name = unique_ifname("spptap")
     dp.set_config({"phy": [veth.local]})
     phy = open_port(dp, "phy:0")
+    assert phy.fileno() is not None  # starts receiving before the first frame is sent
     tap = open_port(dp, "tap:9", name=tap_name)
     peer = ns_packet_socket(veth.ns, veth.peer)
     host = ns_packet_socket(None, tap_name)
@@ -32,10 +35,17 @@ def test_forward_phy_to_tap_and_back(dp: Dataplane, veth: Veth) -> None:
         back = [numbered(10_000 + i, size=60 + (i * 53) % 1455, vlan=i % 4095 + 1) for i in range(300)]
         for f in there:
             peer.send(f)
-        assert recv_frames(host, len(there), timeout=60) == there
+        def recv(sock: socket.socket, count: int) -> list[bytes]:
+            try:
+                return recv_frames(sock, count, timeout=60)
+            except TimeoutError as e:
+                raise AssertionError(f"{e}; phy {phy.stats_dict()} {phy.describe()}; "
+                                     f"tap {tap.stats_dict()} {tap.describe()}; worker error {w.error}") from None
+
+        assert recv(host, len(there)) == there
         for f in back:
             host.send(f)
-        assert recv_frames(peer, len(back), timeout=60) == back
+        assert recv(peer, len(back)) == back
         w.publish(WorkerPlan((), 2))
     finally:
         w.stop()

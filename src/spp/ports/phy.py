@@ -29,21 +29,26 @@ Accounting (every lost frame is counted once, on this port's row):
 * tx: runt → ``runt``; longer than MTU + 14 (+4 for a tagged frame) → ``too_long``;
   these are *accepted* (the port takes, frees and counts them) so a bad frame cannot
   block the frames behind it.
-* link: when the interface is down or deleted, rx returns 0 and tx **accepts** the
-  burst, frees it and counts ``link_down`` (decision: a dead link must not back-pressure
-  the caller's buffers, and the caller's ``tx_full`` would misname the cause).
+* link: when the interface is administratively down or deleted, rx returns 0 and tx
+  **accepts** the burst, frees it and counts ``link_down`` (decision: a dead link must
+  not back-pressure the caller's buffers, and the caller's ``tx_full`` would misname
+  the cause).
   Frames still waiting in the rx ring when the interface disappears are counted
   ``link_down`` too (``stopped`` when the port is closed).  The link is checked at
-  most every 0.5 s (``if_nametoindex`` + ``SIOCGIFFLAGS``, two cheap syscalls) and
+  most every 0.5 s (``SIOCGIFINDEX`` + ``SIOCGIFFLAGS``, two cheap ioctls) and
   immediately when a send fails; a deleted interface that comes back (same name) is
-  reopened.  :meth:`PhyPort.describe` says
-  ``"link": "up" | "down" | "gone"``.
+  reopened.  :meth:`PhyPort.describe` says ``"link": "up" | "down" | "gone"`` (``down``
+  also when the interface is up without carrier: the kernel then still takes frames, as
+  a NIC without a cable would, so tx is only refused while the interface is not
+  ``IFF_UP``; the carrier flag also lags a new veth by up to a second).
 
-Multi-queue: every socket spp opens on an interface joins the ``PACKET_FANOUT`` group
-``ifindex & 0xffff`` in hash mode, so ``phy:0``, ``phy:0nq1``, ... (in one process or
+Multi-queue: every rx socket spp opens on an interface joins the ``PACKET_FANOUT``
+group ``ifindex & 0xffff`` in hash mode, so ``phy:0``, ``phy:0nq1``, ... (in one process or
 several) split the received traffic by flow hash, like the rx queues of a NIC; each
 queue has its own tx ring.  Counters are per ``phy:N`` (all queues add to one row).
-Pass ``fanout=False`` to receive everything on one socket regardless of others.
+Pass ``fanout=False`` to receive everything on one socket regardless of others.  The
+rx socket only exists once the port is used for receiving (first ``rx_burst`` or
+``fileno()``), so a process that only transmits on ``phy:0`` takes no share.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ TPACKET_V2: Final = 1
 TPACKET_V3: Final = 2
 PACKET_FANOUT_HASH: Final = 0
 SIOCGIFFLAGS: Final = 0x8913
+SIOCGIFINDEX: Final = 0x8933
 SO_SNDBUFFORCE: Final = 32
 IFF_UP: Final = 0x1
 IFF_RUNNING: Final = 0x40
@@ -411,7 +417,15 @@ class _Tx:
 
 
 class PhyPort(Port):
-    """A Linux interface through AF_PACKET rings; see the module docstring."""
+    """A Linux interface through AF_PACKET rings; see the module docstring.
+
+    Each direction's socket is opened on first use (rx: the first ``rx_burst`` or
+    ``fileno()``; frames arriving before that are not captured, like a NIC queue not yet
+    started): a process that only transmits on ``phy:0`` never joins the receive fanout
+    group, where it would take a share of the traffic and never read it.  Interface
+    lookups go through a control socket made when the port is opened, so the port keeps
+    looking in the namespace it was opened in, whatever thread uses it.
+    """
 
     ptype = "phy"
 
@@ -422,9 +436,12 @@ class PhyPort(Port):
             raise PortError(f"{pid}: invalid interface name {self.iface!r} (1..15 characters, no '/')")
         self.fanout = fanout
         self.link = "gone"
+        self.admin_up = False
         self.ifindex = 0
         self._rxs: _Rx | None = None
         self._txs: _Tx | None = None
+        self._use_rx = False
+        self._use_tx = False
         self._rx_lock = threading.Lock()
         self._tx_lock = threading.Lock()
         self._mgmt_lock = threading.Lock()
@@ -432,37 +449,46 @@ class PhyPort(Port):
         self._scratch = np.empty(256, np.int32)
         self.reopens = 0
         try:
-            self.ifindex = socket.if_nametoindex(self.iface)
-        except OSError:
+            # Fails early without CAP_NET_RAW; also our handle on this namespace's interfaces.
+            self._ctl = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except OSError as e:
+            raise PortError(f"{pid}: cannot open an AF_PACKET socket: {e.strerror} "
+                            f"(needs root / CAP_NET_RAW)") from None
+        self.ifindex = self._lookup()
+        if not self.ifindex:
+            self._ctl.close()
             raise PortError(f"{pid}: interface {self.iface!r} does not exist; create it first "
                             f"(e.g. ip link add {self.iface} type veth peer name {self.iface}p) "
-                            f"or give spp-primary --phy the name of an existing interface") from None
-        try:
-            self._open()
-        except OSError as e:
-            raise PortError(f"{pid}: cannot open AF_PACKET rings on {self.iface!r}: {e.strerror or e} "
-                            f"(needs root / CAP_NET_RAW)") from None
-
-    # -- setup / teardown (called with both data locks held or before use) ---------
-
-    def _open(self) -> None:
-        group = self.ifindex & 0xFFFF if self.fanout else None
-        rx = _Rx(self.iface, group)
-        try:
-            tx = _Tx(self.iface)
-        except BaseException:
-            rx.close()
-            raise
-        self._rxs, self._txs = rx, tx
-        self.link = "up" if self._flags_up(rx.sock) else "down"
+                            f"or give spp-primary --phy the name of an existing interface")
+        self._read_flags()
         self._next_check = time.monotonic() + CHECK_INTERVAL
 
-    def _flags_up(self, sock: socket.socket) -> bool:
+    # -- interface facts ----------------------------------------------------------
+
+    def _lookup(self) -> int:
+        """The interface's index in the port's namespace, 0 if it does not exist."""
         try:
-            fl = _ifflags(sock, self.iface)
+            res = fcntl.ioctl(self._ctl.fileno(), SIOCGIFINDEX, struct.pack("16si12x", self.iface.encode(), 0))
         except OSError:
-            return False
-        return fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING)
+            return 0
+        return int(struct.unpack_from("16si", res)[1])
+
+    def _read_flags(self) -> None:
+        """Set ``link`` (``up``: IFF_UP and IFF_RUNNING) and ``admin_up`` (IFF_UP) from the interface."""
+        try:
+            fl = _ifflags(self._ctl, self.iface)
+        except OSError:
+            fl = 0
+        self.admin_up = bool(fl & IFF_UP)
+        self.link = "up" if fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING) else "down"
+
+    # -- sockets (opened on first use, per direction) --------------------------------
+
+    def _open_rx(self) -> None:
+        self._rxs = _Rx(self.iface, self.ifindex & 0xFFFF if self.fanout else None)
+
+    def _open_tx(self) -> None:
+        self._txs = _Tx(self.iface)
 
     def _teardown(self, reason: str = "link_down") -> None:
         """Close both sockets; frames still in the rx ring are counted under ``reason``."""
@@ -489,32 +515,34 @@ class PhyPort(Port):
             if self.closed:
                 return self.link
             self._next_check = now + CHECK_INTERVAL
-            try:
-                idx = socket.if_nametoindex(self.iface)
-            except OSError:
-                idx = 0
+            idx = self._lookup()
             with self._rx_lock, self._tx_lock:
                 if idx == 0:
-                    if self._rxs is not None or self._txs is not None:
-                        self._teardown()
+                    self._teardown()
                     self.link = "gone"
+                    self.admin_up = False
                     return self.link
-                if self._rxs is None or idx != self.ifindex:
+                if idx != self.ifindex or self.link == "gone":
+                    # Deleted and created again (same name, maybe another index): start over.
                     self._teardown()
                     self.ifindex = idx
-                    try:
-                        self._open()
-                        self.reopens += 1
-                    except OSError:
-                        self._teardown()
-                        self.link = "gone"
+                    self.reopens += 1
+                self._read_flags()
+                try:
+                    if self._use_rx and self._rxs is None:
+                        self._open_rx()
+                    if self._use_tx and self._txs is None:
+                        self._open_tx()
+                except OSError:
+                    self._teardown()
+                    self.link = "gone"
+                    self.admin_up = False
                     return self.link
-                rx = self._rxs
-                self.link = "up" if self._flags_up(rx.sock) else "down"
-                with contextlib.suppress(OSError):
-                    drops = rx.kernel_drops()
-                    if drops:
-                        self.count_drop("ring_full", drops)
+                if self._rxs is not None:
+                    with contextlib.suppress(OSError):
+                        drops = self._rxs.kernel_drops()
+                        if drops:
+                            self.count_drop("ring_full", drops)
                 if self._txs is not None:
                     self._txs.mtu = _mtu(self.iface)
             return self.link
@@ -527,7 +555,16 @@ class PhyPort(Port):
         with self._rx_lock:
             rx = self._rxs
             if rx is None:
-                return 0
+                if self.closed or self.link == "gone":
+                    return 0
+                self._use_rx = True
+                try:
+                    self._open_rx()
+                except OSError:
+                    self._next_check = 0.0  # look at the interface on the next call
+                    return 0
+                rx = self._rxs
+                assert rx is not None
             r = rx.ring
             if not r.r32[int(rx.state[0]) * (RX_BLOCK_SIZE // 4) + 2] & TP_STATUS_USER:
                 return 0  # nothing ready: skip the compiled call (its argument unboxing costs µs)
@@ -538,9 +575,17 @@ class PhyPort(Port):
     def _tx(self, bufs: np.ndarray, n: int) -> int:
         if time.monotonic() >= self._next_check:
             self.check_link()
+        failed = False
         with self._tx_lock:
             tx = self._txs
-            if tx is None or self.link != "up":
+            if tx is None and not self.closed and self.admin_up:
+                self._use_tx = True
+                try:
+                    self._open_tx()
+                except OSError:
+                    self._next_check = 0.0
+                tx = self._txs
+            if tx is None or not self.admin_up:
                 return self._drop_link_down(bufs, n)
             if len(self._scratch) < n:
                 self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
@@ -548,7 +593,6 @@ class PhyPort(Port):
             k = int(v2_tx(tx.ring.r8, tx.ring.r32, tx.state, TX_FRAME_SIZE, tx.nframes, tx.mtu,
                           dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
                           self.slot, bufs, n, self._scratch))
-            failed = False
             if tx.state[1] or k < n:  # also when full: frames a failed kick left queued must go out
                 try:
                     tx.sock.send(b"", socket.MSG_DONTWAIT)
@@ -569,14 +613,22 @@ class PhyPort(Port):
         return n
 
     def fileno(self) -> int | None:
-        rx = self._rxs
-        return rx.sock.fileno() if rx is not None else None
+        """The rx socket (opened now if rx was not used yet); ``None`` while the link is gone."""
+        with self._rx_lock:
+            if self._rxs is None and not self.closed and self.link != "gone":
+                self._use_rx = True
+                with contextlib.suppress(OSError):
+                    self._open_rx()
+            rx = self._rxs
+            return rx.sock.fileno() if rx is not None else None
 
     def close(self) -> None:
         with self._mgmt_lock, self._rx_lock, self._tx_lock:
             if not self.closed:
                 self._teardown("stopped")
+                self._ctl.close()
                 self.link = "gone"
+                self.admin_up = False
             self.closed = True
 
     def describe(self) -> dict[str, Any]:
@@ -590,6 +642,8 @@ class PhyPort(Port):
             "fanout_group": (self.ifindex & 0xFFFF) if self.fanout else None,
             "rx_ring": f"TPACKET_V3 {RX_BLOCKS}x{RX_BLOCK_SIZE} B, retire {RETIRE_MS} ms",
             "tx_ring": f"TPACKET_V2 {TX_BLOCKS * TX_BLOCK_SIZE // TX_FRAME_SIZE} slots",
+            "rx_open": self._rxs is not None,
+            "tx_open": self._txs is not None,
             "reopens": self.reopens,
         }
 
