@@ -25,6 +25,7 @@ import functools
 import os
 import sys
 import time
+from typing import Any
 
 from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, Testpmd, eal_args, python_child
 from spp.testing import unique_prefix, wait_for
@@ -36,7 +37,8 @@ def _not_runnable(reason: str) -> list[Result]:
     return [Result("phy", None, status="not-runnable", extra={"reason": reason})]
 
 
-def _rx_packets(ifname: str, ns: str | None) -> int:
+def _if_stats(ifname: str, ns: str | None) -> dict[str, int]:
+    """The kernel's counters (``IFLA_STATS64``) of ``ifname`` in namespace ``ns``."""
     from pyroute2 import IPRoute, NetNS
 
     with IPRoute() if ns is None else NetNS(ns) as r:
@@ -44,7 +46,24 @@ def _rx_packets(ifname: str, ns: str | None) -> int:
         if not idx:
             raise BenchError(f"interface {ifname} vanished from namespace {ns or 'host'}")
         stats = r.get_links(idx[0])[0].get_attr("IFLA_STATS64")
-        return int(stats["rx_packets"])
+        return {k: int(v) for k, v in stats.items()}
+
+
+def _rx_packets(ifname: str, ns: str | None) -> int:
+    return _if_stats(ifname, ns)["rx_packets"]
+
+
+def _kernel_drops(net: _Net) -> dict[str, int]:
+    """rx_dropped + tx_dropped of the veth ends on the path (where the kernel lost frames).
+
+    Not gB: the sink's stack drops every frame it receives (no protocol for EtherType
+    0x88b5) and counts that as rx_dropped; those frames were delivered.
+    """
+    out = {}
+    for name, ifname, ns in (("gA", net.ga, net.ns_gen), ("fA", net.fa, None), ("fB", net.fb, None)):
+        st = _if_stats(ifname, ns)
+        out[name] = st["rx_dropped"] + st["tx_dropped"]
+    return out
 
 
 class _Net:
@@ -90,9 +109,14 @@ class _Generator:
         return int(m.group(1)), float(m.group(2))
 
 
-def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanup) -> tuple[float, float, float]:
-    """One generator run; return (forwarded Mpps, loss fraction, Mpps actually sent)."""
+def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanup,
+            kdrops: dict[str, int] | None = None) -> tuple[float, float, float]:
+    """One generator run; return (forwarded Mpps, loss fraction, Mpps actually sent).
+
+    Frames the kernel dropped on the veth ends meanwhile are added to ``kdrops``.
+    """
     gen = _Generator(net, opts, seconds, core, cleanup)
+    k0 = _kernel_drops(net)
     before = _rx_packets(net.gb, net.ns_sink)
     sent, elapsed = gen.run()
     last = [-1]
@@ -105,6 +129,9 @@ def _window(net: _Net, opts: Options, seconds: float, core: int, cleanup: Cleanu
 
     wait_for(settled, timeout=10, interval=0.1, message="the sink's counter to settle")
     delivered = last[0] - before
+    if kdrops is not None:
+        for name, v in _kernel_drops(net).items():
+            kdrops[name] = kdrops.get(name, 0) + v - k0[name]
     loss = max(0.0, 1 - delivered / sent) if sent else 0.0
     return delivered / elapsed / 1e6, loss, sent / elapsed / 1e6
 
@@ -120,8 +147,8 @@ def _warm_up(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> None:
             raise BenchError("nothing came through the forwarder within 120 s of warm-up")
 
 
-def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int,
-                 cleanup: Cleanup) -> tuple[list[float], list[float], list[float], dict[str, object]]:
+def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int, cleanup: Cleanup,
+                 kdrops: dict[str, int]) -> tuple[list[float], list[float], list[float], dict[str, Any]]:
     import spp.runtime.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
@@ -144,7 +171,7 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         _warm_up(net, opts, gen_core, inner)
         mpps, loss, sent = [], [], []
         for _ in range(rounds):
-            m, lo, se = _window(net, opts, window, gen_core, inner)
+            m, lo, se = _window(net, opts, window, gen_core, inner, kdrops)
             mpps.append(m)
             loss.append(lo)
             sent.append(se)
@@ -152,12 +179,12 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         w.stop()
         if w.error is not None:
             raise BenchError(f"spp worker failed: {w.error!r}")
+        ports.close_all()  # closing reads the kernel's last rx-ring drops and drains the rings
         rx, tx = int(a.stats[RX_PACKETS]), int(b.stats[TX_PACKETS])
         drops = {str(p.id): p.stats_dict()["drops"] for p in (a, b) if int(p.stats[DROP_BASE:].sum())}
-        # ring_full on phy:0 counts frames the kernel dropped before we received them
-        kernel = int(a.stats[REASON["ring_full"]])
-        exact = rx == tx + int(a.stats[DROP_BASE:].sum() + b.stats[DROP_BASE:].sum()) - kernel
-        ports.close_all()
+        # phy:0's ring_full/stopped/link_down count frames lost before they were received
+        before_rx = sum(int(a.stats[REASON[r]]) for r in ("ring_full", "stopped", "link_down"))
+        exact = rx == tx + int(a.stats[DROP_BASE:].sum() + b.stats[DROP_BASE:].sum()) - before_rx
         wait_for(lambda: dp.free_count == dp.n_bufs, timeout=5, message="pool whole")
         return mpps, loss, sent, {"exact": exact, "spp_drops": drops}
     finally:
@@ -166,7 +193,7 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
 
 
 def _peer_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int,
-                  cleanup: Cleanup) -> tuple[list[float], list[float], list[float], str]:
+                  cleanup: Cleanup, kdrops: dict[str, int]) -> tuple[list[float], list[float], list[float], str]:
     inner = Cleanup()
     try:
         ring = "blocksz=4096,framesz=2048,framecnt=2048,qdisc_bypass=1"  # 4 MiB per ring, as spp's phy rx
@@ -178,7 +205,7 @@ def _peer_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds
         _warm_up(net, opts, gen_core, inner)
         mpps, loss, sent = [], [], []
         for _ in range(rounds):
-            m, lo, se = _window(net, opts, window, gen_core, inner)
+            m, lo, se = _window(net, opts, window, gen_core, inner, kdrops)
             mpps.append(m)
             loss.append(lo)
             sent.append(se)
@@ -206,18 +233,25 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     theirs: list[float] = []
     their_loss: list[float] = []
     sent: list[float] = []
-    books: dict[str, object] = {}
+    exact = True
+    spp_drops: dict[str, dict[str, int]] = {}
     command = None
     peer = opts.peer
     peer_error = None
+    kd_spp: dict[str, int] = {}
+    kd_peer: dict[str, int] = {}
     for _ in range(rounds):  # alternate whole sides, one window each, so both see the same machine
-        m, lo, se, books = _spp_windows(net, opts, window, gen_core, 1, cleanup)
+        m, lo, se, books = _spp_windows(net, opts, window, gen_core, 1, cleanup, kd_spp)
+        exact = exact and bool(books["exact"])
+        for port, reasons in books["spp_drops"].items():
+            for reason, n in reasons.items():
+                spp_drops.setdefault(port, {})[reason] = spp_drops.get(port, {}).get(reason, 0) + n
         ours += m
         our_loss += lo
         sent += se
         if peer:
             try:
-                m, lo, se, command = _peer_windows(net, opts, window, gen_core, 1, cleanup)
+                m, lo, se, command = _peer_windows(net, opts, window, gen_core, 1, cleanup, kd_peer)
             except BenchError as e:  # spp's figures still count; say why there is no peer
                 peer, peer_error = False, str(e)
                 continue
@@ -229,11 +263,14 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         "loss": round(max(our_loss), 5), "spp_windows": [round(x, 4) for x in ours],
         "generator": f"{sys.executable} -m spp.bench.gen --ns NS --iface IF --rate {opts.rate} --size {opts.size}",
     }
-    extra.update(books)
+    extra["exact"] = exact
+    extra["spp_drops"] = spp_drops
+    extra["kernel_drops"] = kd_spp
     if peer_error:
         extra["peer_error"] = peer_error
     if theirs:
         extra["peer_loss"] = round(max(their_loss), 5)
+        extra["peer_kernel_drops"] = kd_peer
         extra["peer_windows"] = [round(x, 4) for x in theirs]
         extra["peer_command"] = command
     return [Result("phy", max(ours), PEER if theirs else None, max(theirs) if theirs else None, extra=extra)]
