@@ -39,9 +39,16 @@ def icmp_echo(i: int) -> bytes:
     return ether(MAC_A, "52:54:00:00:00:01", 0x0800, ip + icmp)
 
 
+def carrier(v: Veth) -> bool:
+    """Both ends of ``v`` are up (frames sent before that are silently lost)."""
+    with open(f"/sys/class/net/{v.local}/operstate") as f:
+        return f.read().strip() == "up"
+
+
 @pytest.fixture
 def two_veths() -> Iterator[tuple[Veth, Veth]]:
     with veth_in_netns("mra") as a, veth_in_netns("mrb") as b:
+        wait_for(lambda: carrier(a) and carrier(b), timeout=10, message="veth carriers")
         yield a, b
 
 
@@ -56,6 +63,7 @@ def test_port_mirror_phy_to_phy_over_veth(two_veths: tuple[Veth, Veth]) -> None:
         mon = ns_packet_socket(v1.ns, v1.peer)
         try:
             src, sink = pt.get("phy:0"), pt.get("nullpmd:1")
+            assert src.fileno() is not None  # phy starts receiving on first use: before we send
             w.start()
             w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(sink),)),), 1),
                       timeout=120)
@@ -66,7 +74,11 @@ def test_port_mirror_phy_to_phy_over_veth(two_veths: tuple[Veth, Veth]) -> None:
                 send.send(pings[i])
                 if i % 2:
                     send.send(udps[i // 2])
-            got = recv_frames(mon, 100, timeout=30)
+            try:
+                got = recv_frames(mon, 100, timeout=30)
+            except TimeoutError as e:
+                raise AssertionError(f"{e}: mirror {agent.mirrors()}, phy:0 {src.stats_dict()}, "
+                                     f"phy:1 {pt.get('phy:1').stats_dict()}, worker error {w.error!r}") from None
             assert got == pings  # only the flow's frames, in order, byte-exact
             wait_for(lambda: int(sink.stats[TX_PACKETS]) == 150, timeout=10)
             assert agent.stats("icmp") == {"packets": 100, "filtered": 50, "nombuf": 0, "full": 0, "errors": 0}
@@ -158,6 +170,7 @@ class _Vm:
 
 def test_taas_scenario_with_processes() -> None:
     with veth_in_netns("mrt") as v0, stack(n_bufs=8192) as dp, _spp_ctl() as (api, sec):
+        wait_for(lambda: carrier(v0), timeout=10, message="veth carrier")
         dp.set_config({"phy": [v0.local]})
         common = ["--file-prefix", dp.prefix, "--", "-s", f"{HOST}:{sec}", "--no-pin"]
         vf = _launch("vf", "-l", "2,3", *common, "--client-id", "1")
