@@ -178,3 +178,22 @@ def test_bad_files_are_explained(dp: Dataplane, tmp_path: Path) -> None:
         open_port(dp, "pcap:0", rx=str(raw), loop=True, follow=True)
     with pytest.raises(PortError, match="not both"):
         open_port(dp, "pcap:0", rx="a", rx_pcap="b")
+
+
+def test_an_empty_pool_loses_nothing(tmp_path: Path) -> None:
+    from spp.testing import stack
+
+    path = tmp_path / "in.pcap"
+    path.write_bytes(_header() + b"".join(_record(numbered(i)) for i in range(10)))
+    with stack(n_bufs=64) as dp:
+        port = open_port(dp, "pcap:0", rx=str(path))
+        assert isinstance(port, PcapPort)
+        hold = np.zeros(64, np.int32)
+        try:
+            assert dp.alloc(hold) == 64
+            assert port.rx_burst(np.zeros(32, np.int32)) == 0
+            dp.free(hold)
+            assert _drain(dp, port) == [numbered(i) for i in range(10)]
+            assert port.stats_dict()["drops"] == {}
+        finally:
+            port.close()

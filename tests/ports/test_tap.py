@@ -151,3 +151,24 @@ def test_multi_queue_tap_attaches_twice(dp: Dataplane) -> None:
     finally:
         q1.close()
         q0.close()
+
+
+def test_rx_without_buffers_counts_nombuf() -> None:
+    from spp.testing import stack
+
+    with stack(n_bufs=64) as dp:
+        name = unique_ifname("spptap")
+        port = open_port(dp, "tap:5", name=name)
+        sock = ns_packet_socket(None, name)
+        hold = np.zeros(64, np.int32)
+        try:
+            assert dp.alloc(hold) == 64
+            for i in range(6):
+                sock.send(numbered(i))
+            bufs = np.zeros(32, np.int32)
+            wait_for(lambda: port.rx_burst(bufs) == 0 and port.stats_dict()["drops"].get("nombuf") == 6,
+                     timeout=10)
+        finally:
+            dp.free(hold)
+            sock.close()
+            port.close()

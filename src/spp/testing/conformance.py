@@ -90,11 +90,17 @@ def _fail(step: str, msg: str) -> ConformanceError:
     return ConformanceError(f"[{step}] {msg}")
 
 
-def check_port(factory: Factory, dp: Dataplane) -> list[str]:
+def check_port(factory: Factory, dp: Dataplane | None = None) -> list[str]:
     """Run every check against a port made by ``factory``; return the names of the steps run.
 
-    Raises :class:`ConformanceError` on the first violation.
+    ``dp`` defaults to a private leak-checked stack (:func:`spp.testing.stack`).  Raises
+    :class:`ConformanceError` on the first violation.
     """
+    if dp is None:
+        from spp.testing.kit import stack
+
+        with stack() as own:
+            return check_port(factory, own)
     base_free = dp.free_count
     steps: list[str] = []
     with factory(dp) as h:
