@@ -72,6 +72,7 @@ def test_demo_runs_and_cleans_up() -> None:
         assert (vm1, vm2, monitor) == (sent1, sent2, sent1), out
     else:  # every frame is either delivered or counted (copies add frames)
         assert vm1 + vm2 + drops >= sent1 + sent2, out
+    assert re.search(r"frames in = frames out \+ counted drops \(originals\): .* ✓", out), out
     assert re.search(r"pool buffers in use after teardown\s+│\s+0 of 8192", out), out
     assert _leftovers(pid, _prefix(out)) == []
 

@@ -228,22 +228,32 @@ def _warm_up(console: Console, client: RestClient, traffic: Traffic, timeout: fl
             raise TimeoutError(f"no frame went through within {timeout:g} s")
         time.sleep(0.1)
     traffic.pause()
-    _settle(client, traffic)
+    _settle(client, traffic, all_sent=False)
     client.delete("/primary/status")
     traffic.reset()
     traffic.sending.set()
 
 
-def _settle(client: RestClient, traffic: Traffic, timeout: float = 2.0) -> None:
-    """Wait (bounded) until every frame the phy ports sent has been counted by its receiver."""
+def _settle(client: RestClient, traffic: Traffic, timeout: float = 5.0, *, all_sent: bool = True) -> None:
+    """Wait (bounded) until the frames sent have all been taken in, moved on and received.
+
+    Done when phy:0 accounts for every frame sent (received or dropped; skipped with
+    ``all_sent=False``, for the warm-up, whose first frames may reach the interface
+    before its port is open), no ring holds a frame, and each receiver has counted
+    what its phy port transmitted.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = client.get("/primary/status")
-        sent = dict.fromkeys(ROLES[1:], 0)
-        for i, entry in enumerate(info.get("phy_ports", []) or []):
-            if 0 < i < len(ROLES):
-                sent[ROLES[i]] = int((entry.get("stats") or {}).get("tx_packets", 0))
-        if all(traffic.received[role] >= sent[role] for role in sent):
+        phys = info.get("phy_ports", []) or []
+        if len(phys) != len(ROLES):
+            return
+        stats = [p.get("stats") or {} for p in phys]
+        taken = stats[0].get("rx_packets", 0) + sum(stats[0].get("drops", {}).values())
+        queued = sum(int(r.get("count", 0)) for r in info.get("ring_ports", []) or [])
+        caught_up = all(traffic.received[role] >= stats[i].get("tx_packets", 0) for i, role in enumerate(ROLES)
+                        if i > 0)
+        if (not all_sent or taken >= sum(traffic.sent.values())) and queued == 0 and caught_up:
             return
         time.sleep(0.05)
 
@@ -261,10 +271,13 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
              pool_after: dict[str, Any]) -> None:
     console.rule("summary")
     console.print(_ports_table(info, roles))
-    drops = 0
+    drops = copy_drops = 0
     for key in ("phy_ports", "ring_ports", "ports"):
         for entry in info.get(key, []) or []:
-            drops += sum((entry.get("stats") or {}).get("drops", {}).values())
+            lost = sum((entry.get("stats") or {}).get("drops", {}).values())
+            drops += lost
+            if entry.get("port") in ("ring:5", "phy:3"):  # the monitor's path: copies, not originals
+                copy_drops += lost
     table = Table(title="traffic", title_justify="left")
     table.add_column("what")
     table.add_column("frames", justify="right")
@@ -280,6 +293,13 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
     table.add_row("dropped, all ports, all reasons", f"{drops:,}")
     table.add_row("pool buffers in use after teardown", f"{pool_after.get('in_use')} of {pool_after.get('n_bufs')}")
     console.print(table)
+    if traffic is not None:
+        sent = traffic.sent["vm1"] + traffic.sent["vm2"]
+        delivered = traffic.received["vm1"] + traffic.received["vm2"]
+        lost = drops - copy_drops
+        mark = "✓" if sent == delivered + lost else "✗ (frames lost without a count)"
+        console.print(f"frames in = frames out + counted drops (originals): {sent:,} = {delivered:,} + {lost:,} {mark}")
+        console.print(f"copies to the monitor: {traffic.received['monitor']:,} delivered + {copy_drops:,} dropped")
 
 
 def build_parser() -> argparse.ArgumentParser:
