@@ -320,3 +320,4 @@ def test_argument_forms() -> None:
     assert (o.cores, o.file_prefix, o.copy, o.pin, o.process) == ([2, 3, 4], "spp", "deep", False, "mirror")
     o = parse_args("vf", ["-l", "0-1", "--", "--client-id", "3", "-l", "5,6", "--vhost-client"])
     assert o.cores == [5, 6]  # the application's -l wins over the EAL's
+    assert o.vhost_client and not parse_args("vf", ["--client-id", "1"]).vhost_client

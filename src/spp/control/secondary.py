@@ -56,6 +56,7 @@ class Options:
     copy: str
     log_level: str
     pin: bool
+    vhost_client: bool = False
 
 
 def _server(text: str) -> tuple[str, int]:
@@ -100,7 +101,8 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
     if process == "mirror":
         parser.add_argument("--copy", choices=("shallow", "deep"), default="shallow",
                             help="mirror copies share the buffer (shallow, default) or copy the frame (deep)")
-    parser.add_argument("--vhost-client", action="store_true", help="accepted for SPP compatibility; ignored")
+    parser.add_argument("--vhost-client", action="store_true",
+                        help="vhost:N ports connect to a listening frontend instead of listening (SPP's option)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin worker threads to their cores")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     ns = parser.parse_args(args)
@@ -115,6 +117,7 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
         copy=getattr(ns, "copy", "shallow"),
         log_level=ns.log_level,
         pin=not ns.no_pin,
+        vhost_client=ns.vhost_client,
     )
 
 
@@ -204,6 +207,10 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     opts = parse_args(process, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(stream=sys.stderr, level=opts.log_level,
                         format=f"%(asctime)s %(levelname)s spp-{process}[{opts.client_id}]: %(message)s")
+    if opts.vhost_client:
+        from spp.ports.vhost import set_client_default
+
+        set_client_default(True)
     try:
         dp = Dataplane.attach(opts.file_prefix)
     except (OSError, RuntimeError, ValueError) as e:
