@@ -29,7 +29,10 @@ class Ctl:
         return f"{HOST}:{self.service.ports[2]}"
 
     def processes(self) -> list[dict[str, object]]:
-        result: list[dict[str, object]] = httpx.get(f"http://{self.server}/v1/processes", timeout=5).json()
+        token = self.service.config.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        result: list[dict[str, object]] = httpx.get(f"http://{self.server}/v1/processes", timeout=5,
+                                                    headers=headers).json()
         return result
 
     def secondary(self, client_id: int, kind: str) -> FakeSecondary:
@@ -54,9 +57,10 @@ class Ctl:
 
 
 @contextmanager
-def running_ctl() -> Iterator[Ctl]:
+def running_ctl(token: str | None = None) -> Iterator[Ctl]:
     """spp-ctl on free ports in a background thread (reply timeout 2 s)."""
-    service = CtlService(CtlConfig(bind_addr=HOST, primary_port=0, secondary_port=0, api_port=0, timeout=2.0))
+    service = CtlService(CtlConfig(bind_addr=HOST, primary_port=0, secondary_port=0, api_port=0, timeout=2.0,
+                                   token=token))
     thread = threading.Thread(target=lambda: asyncio.run(service.run()), daemon=True)
     thread.start()
     assert service.ready.wait(10)

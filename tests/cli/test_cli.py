@@ -137,3 +137,12 @@ def test_bench_is_dispatched(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.setitem(sys.modules, "spp.bench.main", None)  # makes the import fail
     assert main(["bench"]) == 2
     assert "benchmark module is not available" in capsys.readouterr().err
+
+
+def test_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli_helpers import running_ctl
+
+    with running_ctl(token="s3cret") as secured:
+        assert main(["-b", secured.server, "-e", "status"]) == 1
+        assert "unauthorized" in capsys.readouterr().err
+        assert main(["-b", secured.server, "--token", "s3cret", "-e", "status"]) == 0
