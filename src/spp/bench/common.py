@@ -36,7 +36,8 @@ class Options:
     rounds: int = 3
     core: int = 1
     bursts: tuple[int, ...] = (32, 64)
-    rate: float = 0.2
+    rates: tuple[float, ...] = (0.2,)
+    rate: float = 0.2  # the phy load being run (set per entry of ``rates``)
     size: int = 64
     peer: bool = True
 

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--core", type=int, default=1, help="core the forwarding worker (and testpmd's lcore) use")
     ap.add_argument("--burst", type=int, action="append", dest="bursts", metavar="N",
                     help="forward: burst size(s) to run (repeatable; default 32 and 64)")
-    ap.add_argument("--rate", type=float, default=0.2, help="phy: offered load in Mpps (default 0.2)")
+    ap.add_argument("--rate", type=float, action="append", dest="rates", metavar="MPPS",
+                    help="phy: offered load in Mpps (repeatable: one result per rate; default 0.2)")
     ap.add_argument("--size", type=int, default=64, help="frame size in bytes (default 64)")
     ap.add_argument("--no-peer", action="store_true", help="do not run dpdk-testpmd beside spp")
     return ap
@@ -88,9 +89,11 @@ def _check(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Options:
             ap.error(f"--burst {b}: must be 1..512")
     if not 60 <= args.size <= 1514:
         ap.error(f"--size {args.size}: must be 60..1514 bytes")
-    if not 0 < args.rate <= 10:
-        ap.error(f"--rate {args.rate}: must be more than 0 and at most 10 Mpps")
-    return Options(seconds=args.seconds, rounds=args.rounds, core=args.core, bursts=bursts, rate=args.rate,
+    rates = tuple(args.rates or (0.2,))
+    for r in rates:
+        if not 0 < r <= 10:
+            ap.error(f"--rate {r}: must be more than 0 and at most 10 Mpps")
+    return Options(seconds=args.seconds, rounds=args.rounds, core=args.core, bursts=bursts, rates=rates,
                    size=args.size, peer=not args.no_peer)
 
 
@@ -103,6 +106,8 @@ def _print_table(results: list[Result]) -> None:
         t.add_column(col, justify="right" if col in ("spp", "peer figure", "ratio") else "left")
     for r in results:
         name = r.scenario + (f" (burst {r.extra['burst']})" if "burst" in r.extra else "")
+        if r.scenario == "phy" and "offered_mpps" in r.extra:
+            name += f" ({r.extra['offered_mpps']} Mpps in)"
         figure = "-" if r.mpps is None else f"{r.mpps:.2f} {r.unit}"
         peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.2f} {r.unit}"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"

@@ -21,6 +21,7 @@ window).  Every interface and namespace is removed at the end, Ctrl-C included.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -226,6 +227,11 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     cores = sorted(os.sched_getaffinity(0))
     gen_core = next((c for c in cores if c != opts.core), opts.core)
     net = _Net(cleanup)
+    return [_run_rate(net, dataclasses.replace(opts, rate=rate), gen_core, cleanup) for rate in opts.rates]
+
+
+def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> Result:
+    """Both sides at offered load ``opts.rate``."""
     rounds = max(1, min(opts.rounds, 3))
     window = opts.seconds / rounds
     ours: list[float] = []
@@ -273,4 +279,4 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         extra["peer_kernel_drops"] = kd_peer
         extra["peer_windows"] = [round(x, 4) for x in theirs]
         extra["peer_command"] = command
-    return [Result("phy", max(ours), PEER if theirs else None, max(theirs) if theirs else None, extra=extra)]
+    return Result("phy", max(ours), PEER if theirs else None, max(theirs) if theirs else None, extra=extra)
