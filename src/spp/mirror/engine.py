@@ -33,7 +33,7 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
-from spp.mirror.filters import MatchSpec, match_frame
+from spp.mirror.filters import MatchSpec, select_frames
 from spp.ports.base import Port, PortError
 from spp.ports.native import KIND_NULL, KIND_RING, null_tx, ring_tx
 from spp.runtime.dataplane import Dataplane, copy_frames, pool_alloc, pool_free, pool_ref
@@ -69,13 +69,7 @@ def mirror_tap(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, pctrl: np
     Returns how many copies ``out[:k]`` the caller must still transmit: 0 when the
     destination was handled here (``dkind`` ring or null), else the copies to offer.
     """
-    k = 0
-    for i in range(n):
-        b = bufs[i]
-        if (use_mask and not mask[i]) or not match_frame(data, meta, b, params, vlanmap):
-            continue
-        sel[k] = b
-        k += 1
+    k = select_frames(data, meta, bufs, n, mask, use_mask, params, vlanmap, sel)
     stat_add(mstats, 1, n - k)
     if deep:
         got = pool_alloc(pctrl, pslots, refcnt, meta, out, 0, k)

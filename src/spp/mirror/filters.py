@@ -2,7 +2,7 @@
 
 A :class:`MatchSpec` is the declarative form (JSON-able, kept in the shared registry);
 :meth:`MatchSpec.compile` turns it into two arrays that the compiled burst function
-:func:`match_frame` reads, so filtering a burst never creates a Python object per
+:func:`select_frames` reads, so filtering a burst never creates a Python object per
 packet.  All given criteria must hold (logical AND); no criterion matches everything.
 
 * ``src_mac`` / ``dst_mac``: ``"52:54:00:12:34:56"`` (case-insensitive).
@@ -166,7 +166,7 @@ class MatchSpec:
         return self.src_mac is None and self.dst_mac is None and self.vlan is None and self.flow is None
 
     def compile(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(params, vlanmap)`` for :func:`match_frame` (int64[N_PARAMS], uint8[4096])."""
+        """``(params, vlanmap)`` for :func:`select_frames` (int64[N_PARAMS], uint8[4096])."""
         params = np.zeros(N_PARAMS, np.int64)
         vlanmap = np.zeros(4096, np.uint8)
         flags = 0
@@ -200,67 +200,78 @@ class MatchSpec:
 
 
 @njit(cache=True, nogil=True)
-def _mac_at(data: np.ndarray, b: int, off: int) -> int:
-    v = 0
-    for j in range(6):
-        v = (v << 8) | int(data[b, off + j])
-    return v
+def select_frames(data: np.ndarray, meta: np.ndarray, bufs: np.ndarray, n: int, mask: np.ndarray, use_mask: bool,
+                  params: np.ndarray, vlanmap: np.ndarray, sel: np.ndarray) -> int:
+    """Copy to ``sel`` the ids of ``bufs[:n]`` that pass ``mask`` (if ``use_mask``) and every filter in
+    ``params``/``vlanmap`` (see the module docstring); return how many, in order.
 
-
-@njit(cache=True, nogil=True)
-def _be32(data: np.ndarray, b: int, off: int) -> int:
-    return ((int(data[b, off]) << 24) | (int(data[b, off + 1]) << 16)
-            | (int(data[b, off + 2]) << 8) | int(data[b, off + 3]))
-
-
-@njit(cache=True, nogil=True)
-def match_frame(data: np.ndarray, meta: np.ndarray, b: int, params: np.ndarray, vlanmap: np.ndarray) -> bool:
-    """True when buffer ``b``'s frame passes every filter in ``params`` (see the module docstring)."""
+    One loop over the burst with everything inlined by hand: a numba call per frame would
+    cost more than the checks themselves (argument reference counting).
+    """
     flags = params[0]
-    if flags == 0:
-        return True
-    off = meta[b, 0]
-    ln = meta[b, 1]
-    if ln < 14:
-        return False
-    if flags & 2 and _mac_at(data, b, off) != params[2]:
-        return False
-    if flags & 1 and _mac_at(data, b, off + 6) != params[1]:
-        return False
-    l3 = 14
-    etype = (int(data[b, off + 12]) << 8) | int(data[b, off + 13])
-    vid = -1
-    if etype == 0x8100:
-        if ln < 18:
-            return False
-        vid = ((int(data[b, off + 14]) << 8) | int(data[b, off + 15])) & 0xFFF
-        etype = (int(data[b, off + 16]) << 8) | int(data[b, off + 17])
-        l3 = 18
-    elif meta[b, 3] >= 0:
-        vid = meta[b, 3] & 0xFFF
-    if flags & 4 and (vid < 0 or vlanmap[vid] == 0):
-        return False
-    if flags & 8:
-        if etype != 0x0800 or ln < l3 + 20:
-            return False
-        ip = off + l3
-        if data[b, ip] >> 4 != 4:
-            return False
-        proto = int(data[b, ip + 9])
-        if params[3] >= 0 and proto != params[3]:
-            return False
-        if (_be32(data, b, ip + 12) & params[5]) != params[4]:
-            return False
-        if (_be32(data, b, ip + 16) & params[7]) != params[6]:
-            return False
-        if params[8] >= 0 or params[9] >= 0:
-            ihl = int(data[b, ip] & 0x0F) * 4
-            frag = ((int(data[b, ip + 6]) << 8) | int(data[b, ip + 7])) & 0x1FFF
-            if frag != 0 or ihl < 20 or ln < l3 + ihl + 4 or not (proto == 6 or proto == 17 or proto == 132):  # noqa: PLR1714 (numba)
-                return False
-            l4 = ip + ihl
-            if params[8] >= 0 and ((int(data[b, l4]) << 8) | int(data[b, l4 + 1])) != params[8]:
-                return False
-            if params[9] >= 0 and ((int(data[b, l4 + 2]) << 8) | int(data[b, l4 + 3])) != params[9]:
-                return False
-    return True
+    k = 0
+    for i in range(n):
+        b = bufs[i]
+        if use_mask and not mask[i]:
+            continue
+        if flags == 0:
+            sel[k] = b
+            k += 1
+            continue
+        off = meta[b, 0]
+        ln = meta[b, 1]
+        if ln < 14:
+            continue
+        if flags & 2:
+            v = 0
+            for j in range(6):
+                v = (v << 8) | int(data[b, off + j])
+            if v != params[2]:
+                continue
+        if flags & 1:
+            v = 0
+            for j in range(6, 12):
+                v = (v << 8) | int(data[b, off + j])
+            if v != params[1]:
+                continue
+        l3 = 14
+        etype = (int(data[b, off + 12]) << 8) | int(data[b, off + 13])
+        vid = -1
+        if etype == 0x8100:
+            if ln < 18:
+                continue
+            vid = ((int(data[b, off + 14]) << 8) | int(data[b, off + 15])) & 0xFFF
+            etype = (int(data[b, off + 16]) << 8) | int(data[b, off + 17])
+            l3 = 18
+        elif meta[b, 3] >= 0:
+            vid = meta[b, 3] & 0xFFF
+        if flags & 4 and (vid < 0 or vlanmap[vid] == 0):
+            continue
+        if flags & 8:
+            if etype != 0x0800 or ln < l3 + 20:
+                continue
+            ip = off + l3
+            if data[b, ip] >> 4 != 4:
+                continue
+            proto = int(data[b, ip + 9])
+            if params[3] >= 0 and proto != params[3]:
+                continue
+            sip = ((int(data[b, ip + 12]) << 24) | (int(data[b, ip + 13]) << 16) | (int(data[b, ip + 14]) << 8)
+                   | int(data[b, ip + 15]))
+            dip = ((int(data[b, ip + 16]) << 24) | (int(data[b, ip + 17]) << 16) | (int(data[b, ip + 18]) << 8)
+                   | int(data[b, ip + 19]))
+            if (sip & params[5]) != params[4] or (dip & params[7]) != params[6]:
+                continue
+            if params[8] >= 0 or params[9] >= 0:
+                ihl = int(data[b, ip] & 0x0F) * 4
+                frag = ((int(data[b, ip + 6]) << 8) | int(data[b, ip + 7])) & 0x1FFF
+                if frag != 0 or ihl < 20 or ln < l3 + ihl + 4 or not (proto == 6 or proto == 17 or proto == 132):  # noqa: PLR1714 (numba)
+                    continue
+                l4 = ip + ihl
+                if params[8] >= 0 and ((int(data[b, l4]) << 8) | int(data[b, l4 + 1])) != params[8]:
+                    continue
+                if params[9] >= 0 and ((int(data[b, l4 + 2]) << 8) | int(data[b, l4 + 3])) != params[9]:
+                    continue
+        sel[k] = b
+        k += 1
+    return k
