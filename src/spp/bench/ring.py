@@ -58,11 +58,22 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     def cons_cpu() -> float:
         return thread_cpu_seconds(cons_pid, tids["consumer"])
 
+    def cons_switches() -> tuple[int, int]:
+        """(voluntary, involuntary) context switches of the consumer's worker thread."""
+        vals = {}
+        with open(f"/proc/{cons_pid}/task/{tids['consumer']}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    key, _, v = line.partition(":")
+                    vals[key] = int(v)
+        return vals.get("voluntary_ctxt_switches", 0), vals.get("nonvoluntary_ctxt_switches", 0)
+
     wait_for(lambda: int(dst[TX_PACKETS]) > 0, timeout=120, message="first frame through the ring")
     windows: list[float] = []
     per_cpu: list[float] = []
     offered: list[float] = []
     window = opts.seconds / max(opts.rounds, 1)
+    sw0 = cons_switches()
     for _ in range(max(opts.rounds, 1)):
         a0, d0, t0, u0 = int(src[RX_PACKETS]), int(dst[TX_PACKETS]), time.perf_counter(), cons_cpu()
         time.sleep(window)  # the measurement window, not a wait for a result
@@ -70,6 +81,7 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         windows.append((d1 - d0) / (t1 - t0) / 1e6)
         per_cpu.append((d1 - d0) / max(u1 - u0, 0.01) / 1e6)
         offered.append((a1 - a0) / (t1 - t0) / 1e6)
+    sw1 = cons_switches()
     rss = {}
     for role in ("producer", "consumer"):  # producer first, so the consumer can empty the ring
         proc, out = children[role]
@@ -92,7 +104,9 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         raise BenchError(f"ring scenario leaked buffers: {dp.in_use} still in use") from None
     extra: dict[str, object] = {
         "burst": int(burst), "rounds": len(windows), "mpps_median": round(median(windows), 3),
-        "mpps_per_cpu": round(max(per_cpu), 3), "offered_mpps": round(max(offered), 3),
+        "mpps_per_cpu": round(max(per_cpu), 3),
+        "consumer_sleeps": sw1[0] - sw0[0], "consumer_preempted": sw1[1] - sw0[1],
+        "offered_mpps": round(max(offered), 3),
         "ring_full": round(full / rx, 4) if rx else 0.0,
         "exact": rx == tx + drops and int(ring[RX_PACKETS]) == int(ring[TX_PACKETS]) and dp.double_frees == 0,
         "rss_kib": rss, "cores": {"producer": prod_core, "consumer": cons_core},
