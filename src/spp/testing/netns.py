@@ -31,12 +31,12 @@ IFNAMSIZ = 15
 
 
 def unique_ifname(tag: str) -> str:
-    """An interface/namespace name unique to this process: ``tag`` + pid + a counter (≤ 15 chars)."""
+    """A name unique to this process: ``tag``, pid mod 10000, ``-``, a counter (≤ 15 chars)."""
     global _counter
     with _lock:
         _counter += 1
         n = _counter
-    name = f"{tag}{os.getpid() % 10000}{n:02d}"
+    name = f"{tag}{os.getpid() % 10000}-{n}"
     if len(name) > IFNAMSIZ:
         raise ValueError(f"interface name {name!r} is longer than {IFNAMSIZ} characters; use a shorter tag")
     return name
