@@ -97,7 +97,10 @@ def test_shared_buffers_keep_their_other_reference(dp: Dataplane) -> None:
     dp.ref(ids.copy())  # a second owner (a mirror, say)
     assert ringcore.ring_enqueue(dp.ring_ctrl[0], dp.ring_slots[0], ids.copy(), 0, 100) == 100
     p = Plan(dp, [([ring(dp, 0)], null(dp, 0))])
-    assert p.run(5) == 100
+    assert p.run(8) == 100  # 4 busy passes, then idle ones: counters published mid-call and at the end
+    assert int(dp.stats[ring(dp, 0)[2]][RX_PACKETS]) == 100  # once each, not twice
+    assert int(dp.stats[null(dp, 0)[2]][TX_PACKETS]) == 100
+    assert int(dp.stats[null(dp, 0)[2]][TX_BYTES]) == 6000
     assert (dp.refcnt[ids] == 1).all()  # our reference dropped, theirs kept
     assert dp.in_use == 100
     dp.free(ids.copy())
