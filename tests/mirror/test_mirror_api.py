@@ -78,6 +78,22 @@ def test_directions_on_memory_ports(dp: Dataplane, agent: MirrorAgent, direction
     assert agent.mirrors()[0]["shared"] is False
 
 
+def test_rx_mirror_sees_frames_before_other_callbacks(dp: Dataplane, agent: MirrorAgent) -> None:
+    src, mon = MemoryPort(dp, 0), MemoryPort(dp, 1)
+
+    def drop_all(port: Port, bufs: np.ndarray, n: int) -> int:
+        dp.free(bufs[:n].copy(), n)
+        port.count_drop("filtered", n)
+        return 0
+
+    src.add_rx_callback(drop_all)
+    agent.register("m", src, mon, "rx")
+    src.inject([numbered(i) for i in range(5)])
+    assert _receive(src) == 0
+    assert [frame_number(f) for f in mon.sent] == list(range(5))
+    assert src.stats_dict()["drops"] == {"filtered": 5}
+
+
 @pytest.mark.parametrize("copy", ["shallow", "deep"])
 def test_shared_mirror_on_rings_and_null(dp: Dataplane, agent: MirrorAgent, copy: str) -> None:
     pt = agent.ports

@@ -1,7 +1,8 @@
 """The mirror data path: one compiled call per burst for filter + reference/copy + enqueue.
 
 A :class:`PortMirror` is attached to its source port as an rx callback (runs right after
-receive), a tx callback (runs right before transmit) or both.  For each burst it:
+receive, before the rx callbacks that were there already), a tx callback (runs right
+before transmit, after the tx callbacks that were there already) or both.  For each burst it:
 
 1. asks the optional Python burst filter for a mask (``filter(dp, ids, context)``);
 2. calls :func:`mirror_tap`, which applies the built-in filters, adds a reference to each
@@ -146,7 +147,7 @@ class PortMirror:
             if self._cbs:
                 return
             if self.direction in ("rx", "both"):
-                self._cbs.append(("rx", self.source.add_rx_callback(self._callback)))
+                self._cbs.append(("rx", self.source.add_rx_callback(self._callback, first=True)))
             if self.direction in ("tx", "both"):
                 self._cbs.append(("tx", self.source.add_tx_callback(self._callback)))
 

@@ -136,10 +136,14 @@ class Port(ABC):
     def has_callbacks(self) -> bool:
         return bool(self._rx_cbs or self._tx_cbs)
 
-    def add_rx_callback(self, cb: Callback) -> Callback:
-        """Run ``cb`` on every received burst from now on; returns a handle for removal."""
+    def add_rx_callback(self, cb: Callback, *, first: bool = False) -> Callback:
+        """Run ``cb`` on every received burst from now on; returns a handle for removal.
+
+        ``first``: run it before the callbacks already there (port mirrors see every
+        received frame, before other callbacks may remove some).
+        """
         with self._cb_lock:
-            self._rx_cbs = (*self._rx_cbs, cb)
+            self._rx_cbs = (cb, *self._rx_cbs) if first else (*self._rx_cbs, cb)
         self._callbacks_changed()
         return cb
 
