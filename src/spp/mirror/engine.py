@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
 import numpy as np
@@ -134,6 +134,14 @@ class PortMirror:
         self._params, self._vlanmap = self.match.compile()
         self._scratch = _Scratch()
         self._full_field = drop_field("mirror_full")
+        kind = destination.native()[0]
+        if kind == KIND_RING:
+            idx = destination.id.index
+            self._dest_native = (KIND_RING, dp.ring_ctrl[idx], dp.ring_slots[idx])
+        elif kind == KIND_NULL:
+            self._dest_native = (KIND_NULL, _NO_RING_CTRL, _NO_RING_SLOTS)
+        else:
+            self._dest_native = (0, _NO_RING_CTRL, _NO_RING_SLOTS)
         self._cbs: list[tuple[str, Callable[[Port, np.ndarray, int], int]]] = []
         self._cb_lock = threading.Lock()
         #: Why the Python filter failed (the mirror detached itself), else None.
@@ -180,29 +188,16 @@ class PortMirror:
         if len(scr.out) < n:
             scr.sel = np.empty(n, np.int32)
             scr.out = np.empty(n, np.int32)
-        dp = self.dp
         dest = self.destination
-        kind = 0
-        ring_ctrl, ring_slots = _NO_RING_CTRL, _NO_RING_SLOTS
-        if not dest.closed and not dest.has_callbacks:
-            kind = dest.native()[0]
-            if kind == KIND_RING:
-                ring_ctrl = dp.ring_ctrl[dest.id.index]
-                ring_slots = dp.ring_slots[dest.id.index]
-            elif kind != KIND_NULL:
-                kind = 0
-        with self.lock if self.lock is not None else nullcontext():
-            mask = _NO_MASK
-            if self.filter is not None:
-                try:
-                    mask = self._mask(bufs, n)
-                except Exception as e:  # the application's code: never let it break the original path
-                    self._fail(e, n)
-                    return
-            k = int(mirror_tap(dp.data, dp.meta, dp.refcnt, dp.pool_ctrl, dp.pool_slots, dp.header, dp.stats,
-                               bufs, n, mask, self.filter is not None, self._params, self._vlanmap, self.deep,
-                               self.snaplen, self.source.slot, scr.sel, scr.out, self.stats, kind, ring_ctrl,
-                               ring_slots, dest.slot, self._full_field))
+        if dest.closed or dest.has_callbacks:  # transmit from Python, through its callbacks
+            native: tuple[int, np.ndarray, np.ndarray] = (0, _NO_RING_CTRL, _NO_RING_SLOTS)
+        else:
+            native = self._dest_native
+        if self.lock is None:
+            k = self._tap(bufs, n, native)
+        else:
+            with self.lock:
+                k = self._tap(bufs, n, native)
         if k == 0:
             return
         out = scr.out
@@ -211,7 +206,23 @@ class PortMirror:
         if acc < k:
             stat_add(self.stats, S_FULL, k - acc)
             dest.count_drop("mirror_full", k - acc)
-            dp.free(out[acc:k].copy(), k - acc)
+            self.dp.free(out[acc:k].copy(), k - acc)
+
+    def _tap(self, bufs: np.ndarray, n: int, native: tuple[int, np.ndarray, np.ndarray]) -> int:
+        """Filter + copy (+ enqueue for a native destination); the copies left to transmit."""
+        mask = _NO_MASK
+        if self.filter is not None:
+            try:
+                mask = self._mask(bufs, n)
+            except Exception as e:  # the application's code: never let it break the original path
+                self._fail(e, n)
+                return 0
+        dp = self.dp
+        scr = self._scratch
+        return int(mirror_tap(dp.data, dp.meta, dp.refcnt, dp.pool_ctrl, dp.pool_slots, dp.header, dp.stats,
+                              bufs, n, mask, self.filter is not None, self._params, self._vlanmap, self.deep,
+                              self.snaplen, self.source.slot, scr.sel, scr.out, self.stats, native[0], native[1],
+                              native[2], self.destination.slot, self._full_field))
 
     def _mask(self, bufs: np.ndarray, n: int) -> np.ndarray:
         assert self.filter is not None
