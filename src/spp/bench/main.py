@@ -101,25 +101,36 @@ def _print_table(results: list[Result]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="spp bench")
-    for col in ("scenario", "spp", "peer", "peer figure", "ratio", "notes"):
-        t.add_column(col, justify="right" if col in ("spp", "peer figure", "ratio") else "left")
+    t = Table(title="spp bench", caption="--json gives every figure; docs/performance.md explains them")
+    t.add_column("scenario")
+    t.add_column("spp", justify="right")
+    t.add_column("peer")
+    t.add_column("peer figure", justify="right")
+    t.add_column("ratio", justify="right")
+    t.add_column("notes", overflow="fold")
     for r in results:
-        name = r.scenario + (f" (burst {r.extra['burst']})" if "burst" in r.extra else "")
+        name = r.scenario + (f" b{r.extra['burst']}" if "burst" in r.extra else "")
         if r.scenario == "phy" and "offered_mpps" in r.extra:
-            name += f" ({r.extra['offered_mpps']} Mpps in)"
-        figure = "-" if r.mpps is None else f"{r.mpps:.2f} {r.unit}"
-        peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.2f} {r.unit}"
+            name += f" @{r.extra['offered_mpps']}"
+        figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"
+        peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.3g} {r.unit}"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
         notes = r.extra.get("reason") if r.status != "ok" else _notes(r)
-        t.add_row(name, figure, r.peer or "-", peer_fig, ratio, str(notes or ""))
+        t.add_row(name, figure, (r.peer or "-").split(" (")[0], peer_fig, ratio, str(notes or ""))
     Console().print(t)
 
 
 def _notes(r: Result) -> str:
-    keys = ("mpps_per_cpu", "peer_mpps_per_cpu", "ratio_per_cpu", "loss", "peer_loss", "offered_mpps",
-            "ring_full", "rss_mib", "cold_start_s", "warm_start_s", "peer_rss_mib", "peer_start_s", "exact")
-    return ", ".join(f"{k}={r.extra[k]}" for k in keys if k in r.extra)
+    short = {"mpps_per_cpu": "per CPU s", "peer_mpps_per_cpu": "peer per CPU s", "ratio_per_cpu": "ratio per CPU s",
+             "loss": "loss", "peer_loss": "peer loss", "ring_full": "ring_full", "rss_mib": "RSS MiB",
+             "cold_start_s": "cold start s", "warm_start_s": "warm start s", "peer_rss_mib": "peer RSS MiB",
+             "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer"}
+    out = []
+    for key, label in short.items():
+        if key in r.extra:
+            v = r.extra[key]
+            out.append(f"{label} {v:.3g}" if isinstance(v, float) else f"{label} {v}")
+    return "; ".join(out)
 
 
 class _Interrupted(Exception):
