@@ -135,3 +135,9 @@ def test_missing_testpmd_still_reports_spp(capsys: pytest.CaptureFixture[str], m
     (r,) = out
     assert r["mpps"] > 0 and r["peer"] is None  # type: ignore[operator]
     assert "not found" in str(r["peer_error"]) and "--no-peer" in str(r["peer_error"])
+
+
+def test_table_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forward", "--burst", "32", "--no-peer", "--seconds", "0.2", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "forward b32" in out and "Mpps" in out and "exact True" in out
