@@ -9,6 +9,7 @@ failure or Ctrl-C at any point still removes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -230,6 +231,12 @@ def eal_args(prefix: str, core: int) -> list[str]:
             "--main-lcore", str(main), "--log-level=lib.eal:error"]
 
 
+def dpdk_runtime_dir(prefix: str) -> str:
+    """Where a DPDK process with ``--file-prefix prefix`` keeps its runtime files."""
+    base = "/var/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR", "/tmp")
+    return os.path.join(base, "dpdk", prefix)
+
+
 class Testpmd:
     """An interactive ``dpdk-testpmd`` driven over stdin: start, stop, read forward totals."""
 
@@ -239,6 +246,10 @@ class Testpmd:
         self.cpu = 0.0
         if not os.access(TESTPMD, os.X_OK):
             raise BenchError(f"{TESTPMD} not found: install dpdk (Debian: apt-get install dpdk) or pass --no-peer")
+        prefix = next((a.split("=", 1)[1] for a in eal if a.startswith("--file-prefix=")), None)
+        if prefix:  # DPDK leaves its runtime directory (~12 MiB of tmpfs) behind: remove it after the process
+            cleanup.push("testpmd runtime dir", functools.partial(shutil.rmtree, dpdk_runtime_dir(prefix),
+                                                                   ignore_errors=True))
         # stdbuf: testpmd printf()s through stdio, block-buffered on a pipe
         self.argv = ["stdbuf", "-oL", TESTPMD, *eal, "--", "-i", *app]
         self.proc = spawn(self.argv, cleanup, what, stdin=True)
