@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from spp.bench.common import dpdk_runtime_dir
 from spp.bench.main import main
 from spp.testing import wait_for
 
@@ -35,6 +36,8 @@ def test_forward_with_peer(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["mpps"] > 0 and r["peer_mpps"] > 0  # type: ignore[operator]
     assert r["ratio"] == pytest.approx(r["mpps"] / r["peer_mpps"], rel=1e-2)  # type: ignore[operator]
     assert r["exact"] is True and r["native"] is True
+    prefix = str(r["peer_command"]).split("--file-prefix=")[1].split()[0]
+    assert not os.path.exists(dpdk_runtime_dir(prefix))  # testpmd's runtime files removed too
 
 
 def test_forward_without_peer_has_null_peer_fields(capsys: pytest.CaptureFixture[str]) -> None:
