@@ -29,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "forward": "nullpmd → forward → nullpmd on one core vs dpdk-testpmd io on 2 net_null (bursts 32 and 64)",
     "ring": "null → ring:0 in one process, ring:0 → null in another (one core each)",
     "phy": "veth → spp phy:0 → phy:1 → veth under an offered load vs dpdk-testpmd on net_af_packet (root)",
+    "mirror-copy": "mirror component, shallow ÷ deep copies at 64 and 1500 bytes (one core)",
     "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
@@ -47,6 +48,10 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import phy
 
         return phy.run
+    if name == "mirror-copy":
+        from spp.bench import mirror_copy
+
+        return mirror_copy.run
     if name == "memory":
         from spp.bench import memory
 
@@ -112,6 +117,8 @@ def _print_table(results: list[Result]) -> None:
         name = r.scenario + (f" b{r.extra['burst']}" if "burst" in r.extra else "")
         if r.scenario == "phy" and "offered_mpps" in r.extra:
             name += f" @{r.extra['offered_mpps']}"
+        if r.scenario == "mirror-copy" and "size" in r.extra:
+            name += f" {r.extra['size']}B"
         figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"
         peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.3g} {r.unit}"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"

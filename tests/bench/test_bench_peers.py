@@ -1,0 +1,35 @@
+"""Smoke tests of the peer scenarios (``mirror-copy``, ``mirror-peers``, ``vhost``): well-formed, books exact.
+
+Each runs for a fraction of a second; speed is never asserted.  A scenario whose peer
+is missing must still say so in a well-formed line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from spp.bench.main import main
+
+KEYS = {"scenario", "mpps", "peer", "peer_mpps", "ratio", "unit", "status"}
+HAVE_TESTPMD = os.access("/usr/bin/dpdk-testpmd", os.X_OK)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, object]]]:
+    code = main([*args, "--json", "--seconds", "0.2", "--rounds", "1"])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    for obj in lines:
+        assert obj.keys() >= KEYS
+    return code, lines
+
+
+def test_mirror_copy(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(capsys, "mirror-copy")
+    assert code == 0, out
+    assert [r["size"] for r in out] == [64, 1500]
+    for r in out:
+        assert r["scenario"] == "mirror-copy" and r["exact"] is True
+        assert r["mpps"] > 0 and r["peer_mpps"] > 0  # type: ignore[operator]
+        assert r["ratio"] == pytest.approx(r["mpps"] / r["peer_mpps"], rel=1e-2)  # type: ignore[operator]
