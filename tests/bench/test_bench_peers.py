@@ -33,3 +33,26 @@ def test_mirror_copy(capsys: pytest.CaptureFixture[str]) -> None:
         assert r["scenario"] == "mirror-copy" and r["exact"] is True
         assert r["mpps"] > 0 and r["peer_mpps"] > 0  # type: ignore[operator]
         assert r["ratio"] == pytest.approx(r["mpps"] / r["peer_mpps"], rel=1e-2)  # type: ignore[operator]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not HAVE_TESTPMD, reason="dpdk-testpmd not installed (it is the guest)")
+def test_vhost_both_directions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(capsys, "vhost")
+    assert code == 0, out
+    assert [r["direction"] for r in out] == ["to-guest", "from-guest"]
+    for r in out:
+        assert r["exact"] is True and r["native"] is False
+        assert r["mpps"] > 0 and r["peer_mpps"] > 0  # type: ignore[operator]
+        assert "net_vhost0" in str(r["peer_command"]) and "net_virtio_user0" in str(r["guest_command"])
+    assert not [p for p in os.listdir("/tmp") if p.startswith("spbv") and p.endswith(f"{os.getpid() % 100000}.sock")]
+
+
+def test_vhost_without_peer(capsys: pytest.CaptureFixture[str]) -> None:
+    if not HAVE_TESTPMD:
+        code, out = run_json(capsys, "vhost")
+        assert code == 2 and out[0]["status"] == "not-runnable" and "dpdk" in str(out[0]["reason"])
+        return
+    code, out = run_json(capsys, "vhost", "--no-peer")
+    assert code == 0, out
+    assert all(r["peer"] is None and r["ratio"] is None and r["exact"] is True for r in out)

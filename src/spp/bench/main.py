@@ -30,6 +30,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ring": "null → ring:0 in one process, ring:0 → null in another (one core each)",
     "phy": "veth → spp phy:0 → phy:1 → veth under an offered load vs dpdk-testpmd on net_af_packet (root)",
     "mirror-copy": "mirror component, shallow ÷ deep copies at 64 and 1500 bytes (one core)",
+    "vhost": "nullpmd → forward → vhost:0 → testpmd virtio-user, and back, vs testpmd's net_vhost backend",
     "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
@@ -52,6 +53,10 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import mirror_copy
 
         return mirror_copy.run
+    if name == "vhost":
+        from spp.bench import vhost
+
+        return vhost.run
     if name == "memory":
         from spp.bench import memory
 
@@ -119,6 +124,8 @@ def _print_table(results: list[Result]) -> None:
             name += f" @{r.extra['offered_mpps']}"
         if r.scenario == "mirror-copy" and "size" in r.extra:
             name += f" {r.extra['size']}B"
+        if r.scenario == "vhost" and "direction" in r.extra:
+            name += f" {r.extra['direction']}"
         figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"
         peer_fig = "-" if r.peer_mpps is None else f"{r.peer_mpps:.3g} {r.unit}"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
