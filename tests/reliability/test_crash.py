@@ -1,0 +1,133 @@
+"""kill -9 under traffic: spp-ctl, spp-primary and two spp-vf as real processes.
+
+* a killed secondary disappears from ``GET /v1/processes``; the other keeps
+  forwarding; the buffers it held are reported in the primary's ``pool.in_use``;
+  restarted with the same client id it re-registers and takes commands again;
+* a killed primary disappears from ``GET /v1/processes``; the secondaries keep the
+  mapping and keep forwarding; a new primary on the same ``--file-prefix`` refuses
+  to start while the old segment exists, and says so.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from spp.cli.stack import LocalStack
+from spp.runtime import ringcore
+from spp.runtime.dataplane import Dataplane
+from spp.runtime.shm import segment_path
+from spp.runtime.stats import TX_PACKETS
+from spp.testing import wait_for
+
+VF = "import sys; from spp.control.secondary import main_vf; sys.exit(main_vf())"
+
+
+@pytest.fixture
+def local() -> Iterator[LocalStack]:
+    with LocalStack() as stack:
+        stack.start_ctl(reply_timeout=60)
+        stack.start_primary(extra=["--pool-size", "2048", "--rings", "4", "--ring-size", "256"])
+        yield stack
+    assert not segment_path(stack.prefix, "dataplane").exists()
+
+
+def start_vf(stack: LocalStack, cid: int) -> subprocess.Popen[bytes]:
+    proc = stack.spawn(f"vf{cid}", [sys.executable, "-c", VF, "--client-id", str(cid), "-s", stack.secondary_addr,
+                                     "--file-prefix", stack.prefix, "-l", "0,1", "--no-pin"])
+    stack.wait_process({"type": "vf", "client-id": cid}, 30, check=f"vf{cid}")
+    return proc
+
+
+def ok(http: httpx.Client, method: str, path: str, body: dict[str, Any]) -> None:
+    response = http.request(method, path, json=body)
+    assert response.status_code == 204, (path, body, response.text)
+
+
+def forward(http: httpx.Client, cid: int, name: str, rx: str, tx: str) -> None:
+    ok(http, "POST", f"/v1/vfs/{cid}/components", {"name": name, "core": 1, "type": "forward"})
+    ok(http, "PUT", f"/v1/vfs/{cid}/components/{name}/ports", {"action": "attach", "port": rx, "dir": "rx"})
+    ok(http, "PUT", f"/v1/vfs/{cid}/components/{name}/ports", {"action": "attach", "port": tx, "dir": "tx"})
+
+
+def sent(dp: Dataplane, port: str) -> int:
+    ptype, index = port.split(":")
+    return int(dp.stats[dp.port_slot(ptype, int(index))][TX_PACKETS])
+
+
+def growing(dp: Dataplane, port: str) -> bool:
+    before = sent(dp, port)
+    return bool(wait_for(lambda: sent(dp, port) > before + 1000, timeout=30, message=f"{port} to keep sending"))
+
+
+def listed(stack: LocalStack) -> list[dict[str, Any]]:
+    return stack.processes() or []
+
+
+def test_kill_secondary_then_primary(local: LocalStack) -> None:
+    dp = Dataplane.attach(local.prefix)
+    try:
+        start_vf(local, 1)
+        start_vf(local, 2)
+        with httpx.Client(base_url=local.url, timeout=60) as http:
+            forward(http, 1, "gen", "nullpmd:0", "ring:0")
+            forward(http, 1, "out", "ring:0", "nullpmd:1")
+            forward(http, 2, "fwd", "nullpmd:2", "nullpmd:3")
+            wait_for(lambda: sent(dp, "nullpmd:1") > 0 and sent(dp, "nullpmd:3") > 0, timeout=60,
+                     message="first traffic through both secondaries")
+
+            # kill -9 vf 1 under traffic
+            local.procs["vf1"].send_signal(signal.SIGKILL)
+            local.procs["vf1"].wait()
+            wait_for(lambda: {"type": "vf", "client-id": 1} not in listed(local), timeout=20,
+                     message="spp-ctl to drop vf 1")
+            assert http.get("/v1/vfs/1").status_code == 404
+            growing(dp, "nullpmd:3")  # the survivor keeps forwarding
+            # what vf 1 held (bursts in flight, ring:0's content) is reported, not hidden
+            assert http.get("/v1/primary/status").json()["pool"]["in_use"] > 0
+
+            # same client id again: re-registers and takes commands
+            start_vf(local, 1)
+            assert http.get("/v1/vfs/1").json()["components"] == [{"core": 1, "type": "unuse"}]
+            before = sent(dp, "nullpmd:1")
+            forward(http, 1, "gen", "nullpmd:0", "ring:0")
+            forward(http, 1, "out", "ring:0", "nullpmd:1")
+            wait_for(lambda: sent(dp, "nullpmd:1") > before, timeout=60, message="vf 1 forwarding again")
+
+            # kill -9 the primary: spp-ctl drops it; the secondaries hold the mapping and keep forwarding
+            local.procs["spp-primary"].send_signal(signal.SIGKILL)
+            local.procs["spp-primary"].wait()
+            wait_for(lambda: {"type": "primary"} not in listed(local), timeout=20,
+                     message="spp-ctl to drop the primary")
+            assert http.get("/v1/primary/status").status_code in (404, 502, 503)
+            growing(dp, "nullpmd:1")
+            growing(dp, "nullpmd:3")
+            assert http.get("/v1/vfs/2").status_code == 200  # secondaries still take commands
+
+            # a new primary on the same prefix refuses while the old segment is in use, and says why
+            again = subprocess.run([sys.executable, "-m", "spp.control.primary", "-s",
+                                    f"{local.host}:{local.pri_port}", "--file-prefix", local.prefix],
+                                   check=False, capture_output=True, text=True, timeout=60)
+            assert again.returncode == 1
+            assert "exists" in again.stderr, again.stderr
+            # orderly end: the secondaries exit on request and give their buffers back
+            for cid in (1, 2):
+                assert http.delete(f"/v1/vfs/{cid}").status_code == 204
+            for cid in (1, 2):
+                assert local.procs[f"vf{cid}"].wait(30) == 0
+            # nothing runs now: what is in use is either queued in a ring or was held by the killed vf 1
+            queued = sum(int(ringcore.ring_count(dp.ring_ctrl[i])) for i in range(dp.layout.n_rings))
+            stranded = dp.in_use - queued
+            print(f"after kill -9 of vf 1: {stranded} buffers stranded (held by the dead process), "
+                  f"{queued} queued in rings")
+            assert 0 <= stranded <= 4 * 256
+    finally:
+        dp.close()
+        # the primary was killed: remove its segment as an operator would
+        segment_path(local.prefix, "dataplane").unlink(missing_ok=True)
