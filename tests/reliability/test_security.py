@@ -68,8 +68,10 @@ def test_spp_ctl_binds_loopback_by_default() -> None:
     proc = local.spawn("spp-ctl", [sys.executable, "-m", "spp.ctl", "-p", str(pri), "-s", str(sec), "-a", str(api)])
     try:
         for port in (pri, sec, api):
-            addrs = wait_for(lambda p=port: _listening(p), timeout=30,  # type: ignore[misc]
-                             message=lambda p=port: f"spp-ctl to listen on {p}: {local.log_tail('spp-ctl')}")
+            def listening(p: int = port) -> set[str]:
+                return _listening(p)
+
+            addrs = wait_for(listening, timeout=30, message=f"spp-ctl to listen on {port}")
             assert all(ipaddress.ip_address(a).is_loopback for a in addrs), (port, addrs)
     finally:
         proc.terminate()
