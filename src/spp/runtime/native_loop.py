@@ -1,13 +1,19 @@
-"""The compiled worker loop for plans made only of forward/merge over null and ring ports.
+"""The compiled worker loop for plans made of forward/merge and classifier over null and ring ports.
 
 Python costs microseconds per call, so a worker whose every port is in memory runs
 many bursts inside this function between control checks.  It counts exactly what
 the Python port objects count (``ports/native.py``): rx/tx packets and bytes per
 port, and every frame a tx port refuses under ``ring_full``/``tx_full``.
 
-Transmit is buffered per component (one tx port each): a buffer is sent when it
+Transmit is buffered per tx row (a component's tx port): a buffer is sent when it
 holds ``burst`` frames or when a whole pass over the components received nothing,
 and always before the function returns, so no frame waits across calls.
+
+A classifier's table is the packed array of :class:`~spp.components.classifier.ClassTable`
+(published with the plan, so a table change is a plan change); lookups make exactly
+the decisions of :func:`~spp.components.classifier.classify`, flood copies share the
+buffer (reference count up), and ``runt``/``no_route`` drops are counted per
+component.  A null source with templates copies them in turn into its frames.
 
 Speed (see ``docs/performance.md``) comes from doing per call what the Python
 drivers do per burst, without changing what anyone can observe once the call
@@ -41,11 +47,12 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM
-from spp.runtime.stats import RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 #: The local cache is trimmed back to ``LC_KEEP`` buffers when it grows past ``LC_CAP``.
 LC_CAP = 512
@@ -54,6 +61,41 @@ LC_KEEP = 256
 LC_REFILL = 128
 #: numba option compiling a function without its reference-counting runtime.
 _NO_NRT: dict[str, Any] = {"_nrt": False}
+#: Component types of the compiled loop.
+CT_FORWARD = 0
+CT_CLASSIFIER = 1
+_RUNT = REASON["runt"]
+_NO_ROUTE = REASON["no_route"]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _free_one(refcnt: np.ndarray, header: np.ndarray, b: int, lc: np.ndarray, ln: int) -> int:
+    """Drop one reference to buffer ``b``; a last reference puts it on the cache ``lc[:ln]``."""
+    r = refcnt[b]
+    if r == 1:
+        refcnt[b] = 0
+        lc[ln] = b
+        ln += 1
+    elif r <= 0:
+        atomic_add(header, H_DOUBLE_FREE, 1)
+    else:
+        old = atomic_add(refcnt, b, -1)
+        if old == 1:
+            lc[ln] = b
+            ln += 1
+        elif old <= 0:
+            atomic_add(refcnt, b, 1)
+            atomic_add(header, H_DOUBLE_FREE, 1)
+    return ln
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _trim(pctrl: np.ndarray, pslots: np.ndarray, lc: np.ndarray, ln: int) -> int:
+    """Give the cache back to the pool ring down to ``LC_KEEP`` when it passed ``LC_CAP``."""
+    if ln > LC_CAP:
+        ringcore.ring_enqueue(pctrl, pslots, lc, LC_KEEP, ln - LC_KEEP)
+        ln = LC_KEEP
+    return ln
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -65,26 +107,8 @@ def _free_to_cache(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, he
     into the pool ring when it passes ``LC_CAP``.  Same reference rules as ``pool_free``.
     """
     for i in range(n):
-        b = txbuf[c, start + i]
-        r = refcnt[b]
-        if r == 1:
-            refcnt[b] = 0
-            lc[ln] = b
-            ln += 1
-        elif r <= 0:
-            atomic_add(header, H_DOUBLE_FREE, 1)
-        else:
-            old = atomic_add(refcnt, b, -1)
-            if old == 1:
-                lc[ln] = b
-                ln += 1
-            elif old <= 0:
-                atomic_add(refcnt, b, 1)
-                atomic_add(header, H_DOUBLE_FREE, 1)
-    if ln > LC_CAP:
-        ringcore.ring_enqueue(pctrl, pslots, lc, LC_KEEP, ln - LC_KEEP)
-        ln = LC_KEEP
-    return ln
+        ln = _free_one(refcnt, header, txbuf[c, start + i], lc, ln)
+    return _trim(pctrl, pslots, lc, ln)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -96,35 +120,40 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _flush(c: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
+def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
            txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int) -> int:
-    """Send component ``c``'s buffered frames; count locally; return the new cache fill."""
-    n = txcnt[c]
+    """Send tx row ``t``'s buffered frames; count locally; return the new cache fill."""
+    n = txcnt[t]
     if n == 0:
         return ln
-    txcnt[c] = 0
-    if tx_kind[c] == KIND_NULL:
-        txp[c] += n
-        txb[c] += _row_bytes(meta, txbuf, c, 0, n)
-        return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, c, 0, n, lc, ln)
-    r = tx_arg[c]
-    k = ringcore.ring_enqueue(ring_ctrl[r], ring_slots[r], txbuf[c], 0, n)
+    txcnt[t] = 0
+    if tx_kind[t] == KIND_NULL:
+        txp[t] += n
+        txb[t] += _row_bytes(meta, txbuf, t, 0, n)
+        return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
+    r = tx_arg[t]
+    k = ringcore.ring_enqueue(ring_ctrl[r], ring_slots[r], txbuf[t], 0, n)
     if k:
-        txp[c] += k
-        txb[c] += _row_bytes(meta, txbuf, c, 0, k)
+        txp[t] += k
+        txb[t] += _row_bytes(meta, txbuf, t, 0, k)
     if k < n:
-        txd[c] += n - k
-        ln = _free_to_cache(pctrl, pslots, refcnt, header, txbuf, c, k, n - k, lc, ln)
+        txd[t] += n - k
+        ln = _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, k, n - k, lc, ln)
     return ln
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.ndarray, rx_slot: np.ndarray,
             tx_kind: np.ndarray, tx_slot: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
-            rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int) -> None:
-    """Return the cache ``lc[:ln]`` to the pool ring and add the local counts to ``stats`` (zeroing them)."""
+            rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
+            cdrops: np.ndarray, cdrops_acc: np.ndarray) -> None:
+    """Return the cache ``lc[:ln]`` to the pool ring and add the local counts to ``stats`` (zeroing them).
+
+    Component drops go from ``cdrops_acc`` (this call's scratch) to ``cdrops`` (the plan's
+    row per component, which the worker adds to the components' own counters).
+    """
     if ln:
         ringcore.ring_enqueue(pctrl, pslots, lc, 0, ln)
     for c in range(n_rx.shape[0]):
@@ -134,41 +163,116 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
             stat_add(row, RX_BYTES, rxb[c, r])
             rxp[c, r] = 0
             rxb[c, r] = 0
-        row = stats[tx_slot[c]]
-        stat_add(row, TX_PACKETS, txp[c])
-        stat_add(row, TX_BYTES, txb[c])
-        stat_add(row, ring_full if tx_kind[c] == KIND_RING else tx_full, txd[c])
-        txp[c] = 0
-        txb[c] = 0
-        txd[c] = 0
+        for f in range(cdrops.shape[1]):
+            cdrops[c, f] += cdrops_acc[c, f]
+            cdrops_acc[c, f] = 0
+    for t in range(tx_kind.shape[0]):
+        if txp[t] == 0 and txd[t] == 0:
+            continue
+        row = stats[tx_slot[t]]
+        stat_add(row, TX_PACKETS, txp[t])
+        stat_add(row, TX_BYTES, txb[t])
+        if txd[t]:
+            stat_add(row, ring_full if tx_kind[t] == KIND_RING else tx_full, txd[t])
+        txp[t] = 0
+        txb[t] = 0
+        txd[t] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _classify_one(data: np.ndarray, meta: np.ndarray, tabs: np.ndarray, o: int, b: int) -> tuple[int, int, int]:
+    """Look buffer ``b`` up in the packed classifier table at ``tabs[o:]``.
+
+    Same decisions as :func:`spp.components.classifier.classify`.  Returns
+    ``(code, x, y)``: code 0 → one output, tx index ``x``; 1 → flood to the tx indices
+    ``tabs[x:y]`` (absolute offsets); -1 → ``no_route``; -2 → ``runt``.
+    """
+    mask = tabs[o]
+    cap = tabs[o + 2]
+    o_keys = o + _HDR
+    o_val = o_keys + cap
+    o_def = o_val + cap
+    o_has = o_def + VLAN_SLOTS
+    o_foff = o_has + VLAN_SLOTS
+    o_fp = o_foff + VLAN_SLOTS + 1
+    off = meta[b, 0]
+    ln = meta[b, 1]
+    if ln < 14:
+        return -2, 0, 0
+    slot = np.int64(0)
+    if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
+        if ln < 18:
+            return -2, 0, 0
+        slot = ((np.int64(data[b, off + 14]) & 0x0F) << 8 | np.int64(data[b, off + 15])) + 1
+    if tabs[o_has + slot] == 0:
+        t = tabs[o_def]
+        if t >= 0:
+            return 0, t, 0
+        return -1, 0, 0
+    mac = np.int64(0)
+    for j in range(6):
+        mac = (mac << 8) | np.int64(data[b, off + j])
+    key = (slot << 48) | mac
+    h = np.int64(((np.uint64(key) * np.uint64(_HASH_MUL)) >> np.uint64(32)) & np.uint64(mask))
+    while True:
+        k = tabs[o_keys + h]
+        if k == key:
+            return 0, tabs[o_val + h], 0
+        if k == -1:
+            break
+        h = (h + 1) & mask
+    if data[b, off] & 1:
+        s = tabs[o_foff + slot]
+        e = tabs[o_foff + slot + 1]
+        if e == s:
+            return -1, 0, 0
+        return 1, o_fp + s, o_fp + e
+    t = tabs[o_def + slot]
+    if t < 0 and slot != 0:
+        t = tabs[o_def]
+    if t >= 0:
+        return 0, t, 0
+    return -1, 0, 0
 
 
 @njit(cache=True, nogil=True, **_NO_NRT)
-def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
+def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
               header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
-              n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
-              tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray, txbuf: np.ndarray,
+              ctype: np.ndarray, n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
+              rx_tmpl: np.ndarray, rx_ntmpl: np.ndarray, rx_cur: np.ndarray, tmpl: np.ndarray,
+              tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray,
+              tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray, txbuf: np.ndarray,
               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
-              lc: np.ndarray) -> int:
-    """:func:`native_run` with its scratch arrays passed in (zeroed accumulators, cache room).
+              lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray) -> int:
+    """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
     array view it makes (``txbuf[c]``, ``ring_ctrl[a]``) costs a reference-count
     round trip, and the helpers are inlined into one loop.
     """
     ncomp = n_rx.shape[0]
+    ntx = tx_kind.shape[0]
     cap = txbuf.shape[1]
-    burst = min(burst, cap)
+    burst = min(burst, cap, rxs.shape[0])
     ln = 0
     total = 0
     dirty = False
     for _ in range(iters):
         got = 0
         for c in range(ncomp):
+            t0 = tx_off[c]
+            fwd = ctype[c] == CT_FORWARD
             for r in range(n_rx[c]):
-                cnt = txcnt[c]
-                room = min(cap - cnt, burst)
+                # forward/merge receive straight into their one tx buffer; a classifier into rxs
+                if fwd:
+                    cnt = txcnt[t0]
+                    room = min(cap - cnt, burst)
+                    dst = txbuf[t0]
+                else:
+                    cnt = 0
+                    room = burst
+                    dst = rxs
                 kind = rx_kind[c, r]
                 k = 0
                 if kind == KIND_NULL:
@@ -179,7 +283,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     slot = rx_slot[c, r]
                     for i in range(k):
                         b = lc[ln - 1 - i]
-                        txbuf[c, cnt + i] = b
+                        dst[cnt + i] = b
                         refcnt[b] = 1
                         meta[b, 0] = HEADROOM
                         meta[b, 1] = size
@@ -188,63 +292,138 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         meta[b, 4] = 0
                         meta[b, 5] = 0
                         meta[b, 6] = -1
+                    nt = rx_ntmpl[c, r]
+                    if nt:
+                        cur = rx_cur[c, r]
+                        base = rx_tmpl[c, r]
+                        for i in range(k):
+                            b = dst[cnt + i]
+                            row = tmpl[base + cur]
+                            for j in range(size):
+                                data[b, HEADROOM + j] = row[j]
+                            cur += 1
+                            if cur == nt:
+                                cur = 0
+                        rx_cur[c, r] = cur
                     ln -= k
                     rxp[c, r] += k
                     rxb[c, r] += k * size
                 elif kind == KIND_RING:
                     a = rx_arg[c, r]
-                    k = ringcore.ring_dequeue(ring_ctrl[a], ring_slots[a], txbuf[c], cnt, room)
+                    k = ringcore.ring_dequeue(ring_ctrl[a], ring_slots[a], dst, cnt, room)
                     if k:
+                        for i in range(k):
+                            rxb[c, r] += meta[dst[cnt + i], 1]
                         rxp[c, r] += k
-                        rxb[c, r] += _row_bytes(meta, txbuf, c, cnt, k)
-                txcnt[c] = cnt + k
                 got += k
-                if cnt + k >= burst:
-                    ln = _flush(c, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                                txbuf, txcnt, txp, txb, txd, lc, ln)
+                if fwd:
+                    txcnt[t0] = cnt + k
+                    if cnt + k >= burst:
+                        ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
+                                    tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                    continue
+                o = tab_off[c]
+                for i in range(k):
+                    b = rxs[i]
+                    code, x, y = _classify_one(data, meta, tabs, o, b)
+                    if code == 0:
+                        t = t0 + x
+                        txbuf[t, txcnt[t]] = b
+                        txcnt[t] += 1
+                        if txcnt[t] >= burst:
+                            ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
+                                        tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                    elif code == 1:
+                        if y - x > 1:
+                            atomic_add(refcnt, b, y - x - 1)
+                        for j in range(x, y):
+                            t = t0 + tabs[j]
+                            txbuf[t, txcnt[t]] = b
+                            txcnt[t] += 1
+                            if txcnt[t] >= burst:
+                                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
+                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                    else:
+                        cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
+                        ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
         total += got
         if got == 0:
-            for c in range(ncomp):
-                ln = _flush(c, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
+            for t in range(ntx):
+                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                             txbuf, txcnt, txp, txb, txd, lc, ln)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
-                        txb, txd, lc, ln)
+                        txb, txd, lc, ln, cdrops, cdrops_acc)
                 ln = 0
                 dirty = False
         else:
             dirty = True
-    for c in range(ncomp):
-        ln = _flush(c, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
+    for t in range(ntx):
+        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                     txbuf, txcnt, txp, txb, txd, lc, ln)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
-            lc, ln)
+            lc, ln, cdrops, cdrops_acc)
     return total
 
 
 @njit(cache=True, nogil=True)
+def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
+                    header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
+                    ctype: np.ndarray, n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray,
+                    rx_slot: np.ndarray, rx_tmpl: np.ndarray, rx_ntmpl: np.ndarray, rx_cur: np.ndarray,
+                    tmpl: np.ndarray, tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
+                    tx_slot: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
+                    txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
+                    tx_full: int) -> int:
+    """Run ``iters`` passes over the components; return frames received.
+
+    Component ``c`` (``ctype[c]``: :data:`CT_FORWARD` for forward/merge,
+    :data:`CT_CLASSIFIER`) receives from ``n_rx[c]`` ports (``rx_kind``/``rx_arg``/
+    ``rx_slot`` rows: driver kind, null frame size or ring index, stats row; for a null
+    source with templates, ``rx_ntmpl`` of them from row ``rx_tmpl`` of ``tmpl``, cycled
+    from ``rx_cur``) and sends to the tx rows ``tx_off[c]:tx_off[c+1]`` (``tx_kind``/
+    ``tx_arg``/``tx_slot``).  A classifier's packed table is ``tabs[tab_off[c]:]`` and
+    its drops (``runt``, ``no_route``) are added to ``cdrops[c]``.  ``txbuf[t, :txcnt[t]]``
+    holds tx row ``t``'s unsent frames.  On return every ``txcnt`` is 0, every counter
+    is up to date and every free buffer is back in the pool ring.
+    """
+    ncomp = n_rx.shape[0]
+    ntx = tx_kind.shape[0]
+    max_rx = rx_kind.shape[1]
+    rxp = np.zeros((ncomp, max_rx), np.int64)
+    rxb = np.zeros((ncomp, max_rx), np.int64)
+    txp = np.zeros(ntx, np.int64)
+    txb = np.zeros(ntx, np.int64)
+    txd = np.zeros(ntx, np.int64)
+    cdrops_acc = np.zeros(cdrops.shape, np.int64)
+    lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1] + burst, np.int32)
+    rxs = np.empty(max(burst, 1), np.int32)
+    total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
+                           rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
+                           tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
+                           txp, txb, txd, lc, rxs, cdrops_acc)
+    return total
+
+
+_NO_DATA = np.zeros((1, 1), np.uint8)
+_NO_TABS = np.zeros(1, np.int64)
+
+
 def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
                header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
                n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
                tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray, txbuf: np.ndarray,
                txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int) -> int:
-    """Run ``iters`` passes over the components; return frames received.
+    """Forward/merge only, one tx port per component, no templates: :func:`native_run_plan`'s first form.
 
-    Component ``c`` receives from ``n_rx[c]`` ports (``rx_kind``/``rx_arg``/``rx_slot``
-    rows: driver kind, null frame size or ring index, stats row) and sends to one
-    (``tx_kind``/``tx_arg``/``tx_slot``).  ``txbuf[c, :txcnt[c]]`` holds its unsent
-    frames.  On return every ``txcnt`` is 0, every counter is up to date and every
-    free buffer is back in the pool ring.
+    Component ``c`` receives from ``n_rx[c]`` ports and sends to tx row ``c``;
+    ``txbuf[c, :txcnt[c]]`` holds its unsent frames.
     """
-    ncomp = n_rx.shape[0]
-    max_rx = rx_kind.shape[1]
-    rxp = np.zeros((ncomp, max_rx), np.int64)
-    rxb = np.zeros((ncomp, max_rx), np.int64)
-    txp = np.zeros(ncomp, np.int64)
-    txb = np.zeros(ncomp, np.int64)
-    txd = np.zeros(ncomp, np.int64)
-    lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1], np.int32)
-    total: int = _run_core(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, stats, n_rx, rx_kind,
-                           rx_arg, rx_slot, tx_kind, tx_arg, tx_slot, txbuf, txcnt, iters, burst, ring_full,
-                           tx_full, rxp, rxb, txp, txb, txd, lc)
-    return total
+    n = n_rx.shape[0]
+    shape = rx_kind.shape
+    return int(native_run_plan(pctrl, pslots, refcnt, meta, _NO_DATA, header, ring_ctrl, ring_slots, stats,
+                               np.zeros(n, np.int64), n_rx, rx_kind, rx_arg, rx_slot, np.zeros(shape, np.int64),
+                               np.zeros(shape, np.int64), np.zeros(shape, np.int64), _NO_DATA,
+                               np.arange(n + 1, dtype=np.int64), tx_kind, tx_arg, tx_slot, _NO_TABS,
+                               np.zeros(n, np.int64), np.zeros((n, N_FIELDS), np.int64), txbuf, txcnt, iters,
+                               burst, ring_full, tx_full))

@@ -11,9 +11,10 @@ poll received nothing, or ``DRAIN_NS`` after the first buffered frame, whichever
 first.  Frames the port refuses are freed and counted on that port
 (``ring_full``/``tx_full``).
 
-When every component of a plan is a forward/merge over in-memory ports with no
-callbacks or VLAN operations, the worker runs :func:`native_run`, many bursts per
-call, instead of the Python loop.
+When every component of a plan is a forward/merge or a classifier over in-memory
+ports (null, ring) with no callbacks or VLAN operations, the worker runs
+:func:`native_run_plan`, many bursts per call, instead of the Python loop; it counts
+exactly what the Python loop would (port counters, component drops).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import numpy as np
 from spp.components.base import Component
 from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.ports.base import Port
+from spp.ports.null import NullPort
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import native_run
-from spp.runtime.stats import REASON
+from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, native_run_plan
+from spp.runtime.stats import N_FIELDS, REASON
 
 log = logging.getLogger(__name__)
 
@@ -77,34 +79,90 @@ class _TxBuffer:
 
 
 class _NativePlan:
-    """Arrays describing a plan to :func:`native_run`."""
+    """Arrays describing a plan to :func:`native_run_plan`.
+
+    Tx rows are per (component, tx attachment), in plan order.  Classifier tables are
+    copied into one array (the plan's snapshot: a table change is a new plan).  Drops
+    the compiled loop counts for a component are gathered in ``cdrops`` and added to
+    the component's own row by :meth:`settle` after every call.
+    """
 
     def __init__(self, plan: WorkerPlan) -> None:
+        from spp.components.classifier import Classifier
+
         comps = [c for c in plan.components if c.ready]
         n = len(comps)
         max_rx = max((len(c.rx) for c in comps), default=1) or 1
+        self.comps = comps
+        self.ctype = np.array([CT_CLASSIFIER if isinstance(c.component, Classifier) else CT_FORWARD
+                               for c in comps], np.int64)
         self.n_rx = np.array([len(c.rx) for c in comps], np.int64)
         self.rx_kind = np.zeros((n, max_rx), np.int64)
         self.rx_arg = np.zeros((n, max_rx), np.int64)
         self.rx_slot = np.zeros((n, max_rx), np.int64)
-        self.tx_kind = np.zeros(n, np.int64)
-        self.tx_arg = np.zeros(n, np.int64)
-        self.tx_slot = np.zeros(n, np.int64)
+        self.rx_tmpl = np.zeros((n, max_rx), np.int64)
+        self.rx_ntmpl = np.zeros((n, max_rx), np.int64)
+        self.rx_cur = np.zeros((n, max_rx), np.int64)
+        self.tx_off = np.zeros(n + 1, np.int64)
+        rows: list[np.ndarray] = []
+        self.template_ports: list[tuple[NullPort, int, int]] = []
+        width = 1
+        tabs: list[np.ndarray] = []
+        self.tab_off = np.zeros(n, np.int64)
+        at = 0
         for i, c in enumerate(comps):
             for j, a in enumerate(c.rx):
                 self.rx_kind[i, j], self.rx_arg[i, j] = a.port.native()
                 self.rx_slot[i, j] = a.port.slot
-            self.tx_kind[i], self.tx_arg[i] = c.tx[0].port.native()
-            self.tx_slot[i] = c.tx[0].port.slot
-        self.txbuf = np.zeros((max(n, 1), BURST * 2), np.int32)
-        self.txcnt = np.zeros(max(n, 1), np.int64)
+                if isinstance(a.port, NullPort) and a.port.templates is not None:
+                    self.rx_tmpl[i, j] = sum(len(r) for r in rows)
+                    self.rx_ntmpl[i, j] = len(a.port.templates)
+                    self.rx_cur[i, j] = a.port.cursor
+                    rows.append(a.port.templates)
+                    width = max(width, a.port.size)
+                    self.template_ports.append((a.port, i, j))
+            self.tx_off[i + 1] = self.tx_off[i] + len(c.tx)
+            comp = c.component
+            if isinstance(comp, Classifier):
+                self.tab_off[i] = at
+                tabs.append(comp.table.packed)
+                at += len(comp.table.packed)
+        txs = [a for c in comps for a in c.tx]
+        self.tx_kind = np.array([a.port.native()[0] for a in txs], np.int64)
+        self.tx_arg = np.array([a.port.native()[1] for a in txs], np.int64)
+        self.tx_slot = np.array([a.port.slot for a in txs], np.int64)
+        self.tmpl = np.zeros((max(sum(len(r) for r in rows), 1), width), np.uint8)
+        k = 0
+        for r in rows:
+            self.tmpl[k : k + len(r), : r.shape[1]] = r
+            k += len(r)
+        self.tabs = np.concatenate(tabs) if tabs else np.zeros(1, np.int64)
+        self.cdrops = np.zeros((n, N_FIELDS), np.int64)
+        self.txbuf = np.zeros((max(len(txs), 1), BURST * 2), np.int32)
+        self.txcnt = np.zeros(max(len(txs), 1), np.int64)
+
+    def settle(self) -> None:
+        """After a call: move component drops to the components, template cursors to the ports."""
+        cd = self.cdrops
+        if cd.any():
+            for c in np.flatnonzero(cd.any(axis=1)):
+                row = self.comps[int(c)].component.drops
+                row += cd[c]
+                cd[c] = 0
+        for port, i, j in self.template_ports:
+            port.cursor = int(self.rx_cur[i, j])
 
     @staticmethod
     def eligible(plan: WorkerPlan) -> bool:
+        from spp.components.classifier import Classifier
+
         for c in plan.components:
             if not c.ready:
                 continue
-            if not c.component.native_mode:
+            comp = c.component
+            if not (comp.native_mode or type(comp) is Classifier):
+                return False
+            if comp.native_mode and len(c.tx) != 1:
                 return False
             for a in (*c.rx, *c.tx):
                 if a.port.native()[0] == 0 or a.port.has_callbacks or a.vlan.code != OP_NONE:
@@ -225,10 +283,14 @@ class Worker:
         npn = self._native
         assert npn is not None
         dp = self.dp
-        return int(native_run(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.header, dp.ring_ctrl,
-                              dp.ring_slots, dp.stats, npn.n_rx, npn.rx_kind, npn.rx_arg, npn.rx_slot,
-                              npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.txbuf, npn.txcnt, NATIVE_ITERS,
-                              BURST, REASON["ring_full"], REASON["tx_full"]))
+        got = int(native_run_plan(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header,
+                                  dp.ring_ctrl, dp.ring_slots, dp.stats, npn.ctype, npn.n_rx, npn.rx_kind,
+                                  npn.rx_arg, npn.rx_slot, npn.rx_tmpl, npn.rx_ntmpl, npn.rx_cur, npn.tmpl,
+                                  npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
+                                  npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
+                                  REASON["tx_full"]))
+        npn.settle()
+        return got
 
     def _run_python(self, plan: WorkerPlan) -> int:
         total = 0
