@@ -56,3 +56,25 @@ def test_vhost_without_peer(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_json(capsys, "vhost", "--no-peer")
     assert code == 0, out
     assert all(r["peer"] is None and r["ratio"] is None and r["exact"] is True for r in out)
+
+
+@pytest.mark.root
+def test_mirror_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    from spp.bench.mirror_peers import ovs_missing
+
+    code, out = run_json(capsys, "mirror-peers", "--rate", "0.05")
+    assert code == 0, out
+    assert [r["versus"] for r in out] == ["tc", "ovs"]
+    for r in out:
+        assert r["exact"] is True and r["offered_mpps"] == 0.05
+        assert r["mpps"] > 0 and r["mirrored_mpps"] > 0  # type: ignore[operator]
+        assert 0 <= r["loss"] <= 1 and 0 <= r["mirror_loss"] <= 1  # type: ignore[operator]
+    tc, ovs = out
+    assert tc["peer_mpps"] > 0 and tc["peer_mirrored_mpps"] > 0  # type: ignore[operator]
+    if ovs_missing() is None and "another Open vSwitch" not in str(ovs.get("peer_error")):
+        assert ovs["peer_mpps"] > 0 and ovs["peer_mirrored_mpps"] > 0, ovs  # type: ignore[operator]
+    else:
+        assert ovs["peer"] is None and ovs["peer_error"]
+    tag = f"{os.getpid() % 10000}"
+    assert not [n for n in os.listdir("/sys/class/net") if n.endswith(tag) and n.startswith("spm")]
+    assert not os.path.exists("/sys/class/net/ovs-netdev")
