@@ -67,6 +67,7 @@ import numpy as np
 from numba import njit
 
 from spp.ports.base import Port, PortError, PortId, register_driver
+from spp.ports.csum import TP_STATUS_CSUMNOTREADY, complete_l4_checksum
 from spp.runtime.atomics import load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
 from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
@@ -210,6 +211,8 @@ def v3_rx(r8: np.ndarray, r16: np.ndarray, r32: np.ndarray, st: np.ndarray, bsiz
                 meta[bid, 0] = HEADROOM
                 meta[bid, 1] = ln
             meta[bid, 2] = slot
+            if status & TP_STATUS_CSUMNOTREADY:  # partial checksum left for offload: finish it
+                complete_l4_checksum(data[bid], meta[bid, 0], meta[bid, 1])
             nbytes += ln + extra
             k += 1
         done += 1
