@@ -48,6 +48,8 @@ import numpy as np
 from numba import njit
 
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
+from spp.mirror.engine import STAT_COLS, mirror_tap
+from spp.mirror.filters import N_PARAMS
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
@@ -65,6 +67,11 @@ _NO_NRT: dict[str, Any] = {"_nrt": False}
 CT_FORWARD = 0
 CT_CLASSIFIER = 1
 _RUNT = REASON["runt"]
+_MIRROR_FULL = REASON["mirror_full"]
+#: Columns of a port mirror's row in ``minfo``: copy mode deep (0/1), snaplen, source
+#: port's stats row, destination kind, destination ring index, destination stats row.
+MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT = range(6)
+MI_COLS = 6
 _NO_ROUTE = REASON["no_route"]
 
 
@@ -120,15 +127,39 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
+             macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray, data: np.ndarray,
+             meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
+             stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int) -> None:
+    """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (see :func:`spp.mirror.engine.mirror_tap`).
+
+    Mirror ``m``'s statistics go to ``macc[m]`` (the worker adds them to the mirror's row);
+    the destination's counters are updated by ``mirror_tap`` itself.
+    """
+    for q in range(first, first + count):
+        m = mlist[q]
+        a = minfo[m, MI_DARG]
+        mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mmask, False, mparams[m], mvlan[m],
+                   minfo[m, MI_DEEP] != 0, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel, mout, macc[m],
+                   minfo[m, MI_DKIND], ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
-           txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int) -> int:
-    """Send tx row ``t``'s buffered frames; count locally; return the new cache fill."""
+           txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
+           data: np.ndarray, stats: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray,
+           minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray, mmask: np.ndarray,
+           msel: np.ndarray, mout: np.ndarray) -> int:
+    """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill."""
     n = txcnt[t]
     if n == 0:
         return ln
     txcnt[t] = 0
+    if tx_mn[t]:
+        _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data, meta, refcnt,
+                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
@@ -244,7 +275,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray, txbuf: np.ndarray,
               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
-              lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray) -> int:
+              lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
+              tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
+              mvlan: np.ndarray, macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -315,12 +348,16 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         for i in range(k):
                             rxb[c, r] += meta[dst[cnt + i], 1]
                         rxp[c, r] += k
+                if k and rx_mn[c, r]:
+                    _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data,
+                             meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k)
                 got += k
                 if fwd:
                     txcnt[t0] = cnt + k
                     if cnt + k >= burst:
                         ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                    tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                                    tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
                     continue
                 o = tab_off[c]
                 for i in range(k):
@@ -332,7 +369,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         txcnt[t] += 1
                         if txcnt[t] >= burst:
                             ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                        tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                                        tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
                     elif code == 1:
                         if y - x > 1:
                             atomic_add(refcnt, b, y - x - 1)
@@ -342,7 +380,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                             txcnt[t] += 1
                             if txcnt[t] >= burst:
                                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
-                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln)
+                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
                     else:
                         cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
                         ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
@@ -350,7 +389,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
         if got == 0:
             for t in range(ntx):
                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                            txbuf, txcnt, txp, txb, txd, lc, ln)
+                            txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc)
@@ -360,7 +400,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
             dirty = True
     for t in range(ntx):
         ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                    txbuf, txcnt, txp, txb, txd, lc, ln)
+                    txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc)
     return total
@@ -374,7 +415,9 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     tmpl: np.ndarray, tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
                     tx_slot: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
-                    tx_full: int) -> int:
+                    tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray,
+                    mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
+                    macc: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
 
     Component ``c`` (``ctype[c]``: :data:`CT_FORWARD` for forward/merge,
@@ -384,7 +427,11 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     from ``rx_cur``) and sends to the tx rows ``tx_off[c]:tx_off[c+1]`` (``tx_kind``/
     ``tx_arg``/``tx_slot``).  A classifier's packed table is ``tabs[tab_off[c]:]`` and
     its drops (``runt``, ``no_route``) are added to ``cdrops[c]``.  ``txbuf[t, :txcnt[t]]``
-    holds tx row ``t``'s unsent frames.  On return every ``txcnt`` is 0, every counter
+    holds tx row ``t``'s unsent frames.  Port mirrors (built-in filters or none, ring or
+    null destination) run on received bursts of rx row ``(c, r)`` (``mlist[rx_moff[c, r]:
+    +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_moff``/``tx_mn``);
+    mirror ``m`` is ``minfo[m]`` (``MI_*`` columns), ``mparams[m]``/``mvlan[m]`` its
+    filters, and its statistics are added to ``macc[m]``.  On return every ``txcnt`` is 0, every counter
     is up to date and every free buffer is back in the pool ring.
     """
     ncomp = n_rx.shape[0]
@@ -398,10 +445,14 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     cdrops_acc = np.zeros(cdrops.shape, np.int64)
     lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1] + burst, np.int32)
     rxs = np.empty(max(burst, 1), np.int32)
+    mmask = np.zeros(1, np.bool_)
+    msel = np.empty(txbuf.shape[1] + burst, np.int32)
+    mout = np.empty(txbuf.shape[1] + burst, np.int32)
     total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
                            rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
                            tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
-                           txp, txb, txd, lc, rxs, cdrops_acc)
+                           txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_moff, tx_mn, mlist, minfo, mparams,
+                           mvlan, macc, mmask, msel, mout)
     return total
 
 
@@ -426,4 +477,7 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
                                np.zeros(shape, np.int64), np.zeros(shape, np.int64), _NO_DATA,
                                np.arange(n + 1, dtype=np.int64), tx_kind, tx_arg, tx_slot, _NO_TABS,
                                np.zeros(n, np.int64), np.zeros((n, N_FIELDS), np.int64), txbuf, txcnt, iters,
-                               burst, ring_full, tx_full))
+                               burst, ring_full, tx_full, np.zeros(shape, np.int64), np.zeros(shape, np.int64),
+                               np.zeros(tx_kind.shape[0], np.int64), np.zeros(tx_kind.shape[0], np.int64),
+                               _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
+                               np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64)))

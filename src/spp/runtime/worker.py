@@ -12,7 +12,8 @@ first.  Frames the port refuses are freed and counted on that port
 (``ring_full``/``tx_full``).
 
 When every component of a plan is a forward/merge or a classifier over in-memory
-ports (null, ring) with no callbacks or VLAN operations, the worker runs
+ports (null, ring) with no VLAN operations and no callbacks other than port mirrors
+the compiled loop can run (built-in filters or none, ring/null destination), the worker runs
 :func:`native_run_plan`, many bursts per call, instead of the Python loop; it counts
 exactly what the Python loop would (port counters, component drops).
 """
@@ -30,11 +31,13 @@ import numpy as np
 
 from spp.components.base import Component
 from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
-from spp.ports.base import Port
+from spp.mirror.engine import PortMirror
+from spp.ports.base import Callback, Port
+from spp.ports.native import KIND_NULL, KIND_RING
 from spp.ports.null import NullPort
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, native_run_plan
-from spp.runtime.stats import N_FIELDS, REASON
+from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, MI_COLS, native_run_plan
+from spp.runtime.stats import N_FIELDS, REASON, stat_add
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,26 @@ class _TxBuffer:
     ids: np.ndarray = field(default_factory=lambda: np.empty(BURST * 8, np.int32))
     count: int = 0
     since: int = 0
+
+
+def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
+    """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
+
+    It can when every callback is a :class:`PortMirror` without a Python filter or lock
+    whose destination is an open ring or null port without callbacks.
+    """
+    out: list[PortMirror] = []
+    for cb in cbs:
+        pm = getattr(cb, "__self__", None)
+        if not isinstance(pm, PortMirror) or getattr(cb, "__func__", None) is not PortMirror._callback:
+            return None
+        d = pm.destination
+        if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
+            return None
+        if d.native()[0] not in (KIND_NULL, KIND_RING):
+            return None
+        out.append(pm)
+    return out
 
 
 class _NativePlan:
@@ -138,11 +161,64 @@ class _NativePlan:
             k += len(r)
         self.tabs = np.concatenate(tabs) if tabs else np.zeros(1, np.int64)
         self.cdrops = np.zeros((n, N_FIELDS), np.int64)
+        self._mirrors(comps, txs)
         self.txbuf = np.zeros((max(len(txs), 1), BURST * 2), np.int32)
         self.txcnt = np.zeros(max(len(txs), 1), np.int64)
 
+    def _mirrors(self, comps: list[ComponentPlan], txs: list[Attachment]) -> None:
+        """Port mirror arrays: per rx row and tx row the mirrors to run, per mirror its parameters."""
+        from spp.mirror.engine import STAT_COLS
+        from spp.mirror.filters import N_PARAMS
+
+        n = len(comps)
+        max_rx = self.rx_kind.shape[1]
+        self.rx_moff = np.zeros((n, max_rx), np.int64)
+        self.rx_mn = np.zeros((n, max_rx), np.int64)
+        self.tx_moff = np.zeros(len(txs), np.int64)
+        self.tx_mn = np.zeros(len(txs), np.int64)
+        index: dict[int, int] = {}
+        self.mirrors: list[PortMirror] = []
+        flat: list[int] = []
+
+        def add(pms: list[PortMirror] | None) -> tuple[int, int]:
+            assert pms is not None
+            first = len(flat)
+            for pm in pms:
+                if id(pm) not in index:
+                    index[id(pm)] = len(self.mirrors)
+                    self.mirrors.append(pm)
+                flat.append(index[id(pm)])
+            return first, len(pms)
+
+        for i, c in enumerate(comps):
+            for j, a in enumerate(c.rx):
+                self.rx_moff[i, j], self.rx_mn[i, j] = add(native_mirrors(a.port._rx_cbs))
+        for t, a in enumerate(txs):
+            self.tx_moff[t], self.tx_mn[t] = add(native_mirrors(a.port._tx_cbs))
+        m = max(len(self.mirrors), 1)
+        self.mlist = np.array(flat or [0], np.int64)
+        self.minfo = np.zeros((m, MI_COLS), np.int64)
+        self.mparams = np.zeros((m, N_PARAMS), np.int64)
+        self.mvlan = np.zeros((m, 4096), np.uint8)
+        self.macc = np.zeros((m, STAT_COLS), np.int64)
+        for k, pm in enumerate(self.mirrors):
+            d = pm.destination
+            kind = d.native()[0]
+            self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind,
+                             d.id.index if kind == KIND_RING else 0, d.slot)
+            self.mparams[k] = pm._params
+            self.mvlan[k] = pm._vlanmap
+
     def settle(self) -> None:
-        """After a call: move component drops to the components, template cursors to the ports."""
+        """After a call: move component drops to the components, template cursors to the ports,
+        mirror statistics to the mirrors' rows."""
+        if self.mirrors:
+            acc = self.macc
+            for k in np.flatnonzero(acc.any(axis=1)):
+                row = self.mirrors[int(k)].stats
+                for col in np.flatnonzero(acc[k]):
+                    stat_add(row, int(col), int(acc[k, col]))
+                acc[k] = 0
         cd = self.cdrops
         if cd.any():
             for c in np.flatnonzero(cd.any(axis=1)):
@@ -165,7 +241,9 @@ class _NativePlan:
             if comp.native_mode and len(c.tx) != 1:
                 return False
             for a in (*c.rx, *c.tx):
-                if a.port.native()[0] == 0 or a.port.has_callbacks or a.vlan.code != OP_NONE:
+                if a.port.native()[0] == 0 or a.vlan.code != OP_NONE:
+                    return False
+                if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
                     return False
         return True
 
@@ -288,7 +366,8 @@ class Worker:
                                   npn.rx_arg, npn.rx_slot, npn.rx_tmpl, npn.rx_ntmpl, npn.rx_cur, npn.tmpl,
                                   npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
                                   npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
-                                  REASON["tx_full"]))
+                                  REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_moff, npn.tx_mn, npn.mlist,
+                                  npn.minfo, npn.mparams, npn.mvlan, npn.macc))
         npn.settle()
         return got
 
