@@ -549,7 +549,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         dp = Dataplane.create(opts.file_prefix, opts.layout, config={"phy": opts.phy})
-    except (FileExistsError, ValueError, OSError) as exc:
+    except FileExistsError as exc:
+        print(f"spp-primary: the data plane {opts.file_prefix!r} already exists ({exc.filename}): another "
+              "spp-primary uses this --file-prefix, or one was killed and secondaries may still use its "
+              "segment; stop them and remove that file, or pick another --file-prefix", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
         print(f"spp-primary: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()

@@ -62,6 +62,7 @@ class SoakResult:
     delivered: int = 0
     mirror_copies: int = 0
     drops: dict[str, int] = field(default_factory=dict)
+    drops_by_place: dict[str, dict[str, int]] = field(default_factory=dict)
     drained: int = 0
     reconfigurations: int = 0
     failed_commands: int = 0
@@ -185,6 +186,7 @@ def run(duration: float, *, period: float = 1.0, rate: float = 50_000.0, warmup:
         res.delivered = sum(final.delivered.values())
         res.mirror_copies = sum(final.created.values())
         res.drops = final.drops_by_reason()
+        res.drops_by_place = final.dropped
         res.balance = final.balance
         if final.balance:
             res.problems.append(final.report())
