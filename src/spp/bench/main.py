@@ -31,7 +31,6 @@ DESCRIPTIONS: dict[str, str] = {
     "phy": "veth → spp phy:0 → phy:1 → veth under an offered load vs dpdk-testpmd on net_af_packet (root)",
     "mirror-copy": "mirror component, shallow ÷ deep copies at 64 and 1500 bytes (one core)",
     "vhost": "nullpmd → forward → vhost:0 → testpmd virtio-user, and back, vs testpmd's net_vhost backend",
-    "mirror-peers": "phy:0 → phy:1 with a port mirror to phy:2 vs Linux tc mirred and OVS netdev (root)",
     "classifier": "nullpmd → classifier (256 MACs) → 4 × nullpmd on one core vs dpdk-testpmd io on 2 net_null",
     "vf-chain": "SPEC §3 classify-ICMP chain (classifier → 2 forwards over rings → merge), null ends, 2 cores",
     "reconfig": "frames lost during 1,000 classifier_table add/del (spp-vf Manager) at a steady load",
@@ -61,10 +60,6 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import vhost
 
         return vhost.run
-    if name == "mirror-peers":
-        from spp.bench import mirror_peers
-
-        return mirror_peers.run
     if name == "classifier":
         from spp.bench import classifier
 
@@ -146,8 +141,6 @@ def _print_table(results: list[Result]) -> None:
             name += f" {r.extra['size']}B"
         if r.scenario == "vhost" and "direction" in r.extra:
             name += f" {r.extra['direction']}"
-        if r.scenario == "mirror-peers" and "versus" in r.extra:
-            name += f" vs {r.extra['versus']} @{r.extra['offered_mpps']}"
         if r.scenario == "vf-chain" and "cores" in r.extra:
             name += f" {r.extra['cores']} core" + ("s" if r.extra["cores"] != 1 else "")
         figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"

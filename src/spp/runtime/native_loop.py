@@ -49,7 +49,7 @@ from numba import njit
 
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
 from spp.mirror.engine import STAT_COLS, mirror_tap
-from spp.mirror.filters import N_PARAMS
+from spp.mirror.filters import N_PARAMS, select_frames
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
@@ -72,6 +72,9 @@ _MIRROR_FULL = REASON["mirror_full"]
 #: port's stats row, destination kind, destination ring index, destination stats row.
 MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT = range(6)
 MI_COLS = 6
+#: Columns of a mirror's accumulator row past the mirror statistics: its destination's
+#: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
+MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
 _NO_ROUTE = REASON["no_route"]
 
 
@@ -131,17 +134,60 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
              macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray, data: np.ndarray,
              meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
              stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int) -> None:
-    """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (see :func:`spp.mirror.engine.mirror_tap`).
+    """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (which stay the caller's).
 
-    Mirror ``m``'s statistics go to ``macc[m]`` (the worker adds them to the mirror's row);
-    the destination's counters are updated by ``mirror_tap`` itself.
+    Same outcome as :func:`spp.mirror.engine.mirror_tap` (which deep copies still call):
+    the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
+    row after the call), the destination's tx packets/bytes and ``mirror_full`` to
+    ``macc[m, MA_TXP/MA_TXB/MA_FULL]`` (added to the shared counters by :func:`_settle`).
+    A shallow copy takes a reference with a plain store when the caller is the sole
+    owner (count 1: nobody else can touch it), atomically otherwise.  A shallow copy to
+    a null destination would take a reference and drop it at once while the caller
+    still holds one: only the counts change, so only they are updated.
     """
     for q in range(first, first + count):
         m = mlist[q]
         a = minfo[m, MI_DARG]
-        mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mmask, False, mparams[m], mvlan[m],
-                   minfo[m, MI_DEEP] != 0, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel, mout, macc[m],
-                   minfo[m, MI_DKIND], ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
+        dkind = minfo[m, MI_DKIND]
+        if minfo[m, MI_DEEP] != 0:
+            mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mmask, False, mparams[m],
+                       mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel, mout, macc[m], dkind,
+                       ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
+            continue
+        if mparams[m, 0] == 0:
+            k = n
+            for i in range(n):
+                msel[i] = bufs[i]
+        else:
+            k = select_frames(data, meta, bufs, n, mmask, False, mparams[m], mvlan[m], msel)
+            macc[m, 1] += n - k
+        if k == 0:
+            continue
+        nbytes = 0
+        if dkind == KIND_NULL:
+            for i in range(k):
+                nbytes += meta[msel[i], 1]
+            macc[m, 0] += k
+            macc[m, MA_TXP] += k
+            macc[m, MA_TXB] += nbytes
+            continue
+        for i in range(k):
+            b = msel[i]
+            if refcnt[b] == 1:
+                refcnt[b] = 2
+            else:
+                atomic_add(refcnt, b, 1)
+        acc = ringcore.ring_enqueue(ring_ctrl[a], ring_slots[a], msel, 0, k)
+        for i in range(acc):
+            nbytes += meta[msel[i], 1]
+        macc[m, 0] += acc
+        macc[m, MA_TXP] += acc
+        macc[m, MA_TXB] += nbytes
+        if acc < k:
+            macc[m, 3] += k - acc
+            macc[m, MA_FULL] += k - acc
+            for i in range(acc, k):  # the caller still holds a reference: never the last one
+                atomic_add(refcnt, msel[i], -1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -179,11 +225,12 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
 def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.ndarray, rx_slot: np.ndarray,
             tx_kind: np.ndarray, tx_slot: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
             rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
-            cdrops: np.ndarray, cdrops_acc: np.ndarray) -> None:
+            cdrops: np.ndarray, cdrops_acc: np.ndarray, minfo: np.ndarray, macc: np.ndarray) -> None:
     """Return the cache ``lc[:ln]`` to the pool ring and add the local counts to ``stats`` (zeroing them).
 
     Component drops go from ``cdrops_acc`` (this call's scratch) to ``cdrops`` (the plan's
-    row per component, which the worker adds to the components' own counters).
+    row per component, which the worker adds to the components' own counters); mirror
+    destinations' counts from ``macc``.
     """
     if ln:
         ringcore.ring_enqueue(pctrl, pslots, lc, 0, ln)
@@ -208,6 +255,15 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
         txp[t] = 0
         txb[t] = 0
         txd[t] = 0
+    for m in range(macc.shape[0]):
+        if macc[m, MA_TXP] or macc[m, MA_FULL]:
+            row = stats[minfo[m, MI_DSLOT]]
+            stat_add(row, TX_PACKETS, macc[m, MA_TXP])
+            stat_add(row, TX_BYTES, macc[m, MA_TXB])
+            stat_add(row, _MIRROR_FULL, macc[m, MA_FULL])
+            macc[m, MA_TXP] = 0
+            macc[m, MA_TXB] = 0
+            macc[m, MA_FULL] = 0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -393,7 +449,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
-                        txb, txd, lc, ln, cdrops, cdrops_acc)
+                        txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc)
                 ln = 0
                 dirty = False
         else:
@@ -403,7 +459,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     txbuf, txcnt, txp, txb, txd, lc, ln,
                         data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
-            lc, ln, cdrops, cdrops_acc)
+            lc, ln, cdrops, cdrops_acc, minfo, macc)
     return total
 
 

@@ -36,7 +36,7 @@ from spp.ports.base import Callback, Port
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.ports.null import NullPort
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, MI_COLS, native_run_plan
+from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, MA_TXP, MI_COLS, native_run_plan
 from spp.runtime.stats import N_FIELDS, REASON, stat_add
 
 log = logging.getLogger(__name__)
@@ -214,11 +214,11 @@ class _NativePlan:
         mirror statistics to the mirrors' rows."""
         if self.mirrors:
             acc = self.macc
-            for k in np.flatnonzero(acc.any(axis=1)):
+            for k in np.flatnonzero(acc[:, :MA_TXP].any(axis=1)):
                 row = self.mirrors[int(k)].stats
-                for col in np.flatnonzero(acc[k]):
+                for col in np.flatnonzero(acc[k, :MA_TXP]):  # the rest is the destination's, already added
                     stat_add(row, int(col), int(acc[k, col]))
-                acc[k] = 0
+                acc[k, :MA_TXP] = 0
         cd = self.cdrops
         if cd.any():
             for c in np.flatnonzero(cd.any(axis=1)):
