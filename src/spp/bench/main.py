@@ -31,9 +31,11 @@ DESCRIPTIONS: dict[str, str] = {
     "phy": "veth → spp phy:0 → phy:1 → veth under an offered load vs dpdk-testpmd on net_af_packet (root)",
     "mirror-copy": "mirror component, shallow ÷ deep copies at 64 and 1500 bytes (one core)",
     "vhost": "nullpmd → forward → vhost:0 → testpmd virtio-user, and back, vs testpmd's net_vhost backend",
+    "mirror-peers": "phy:0 → phy:1 with a port mirror to phy:2 vs Linux tc mirred and OVS netdev (root)",
     "classifier": "nullpmd → classifier (256 MACs) → 4 × nullpmd on one core vs dpdk-testpmd io on 2 net_null",
     "vf-chain": "SPEC §3 classify-ICMP chain (classifier → 2 forwards over rings → merge), null ends, 2 cores",
     "reconfig": "frames lost during 1,000 classifier_table add/del (spp-vf Manager) at a steady load",
+    "mirror-overhead": "nullpmd → forward → nullpmd with vs without a shallow port mirror to a nullpmd (same run)",
     "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
@@ -60,6 +62,10 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import vhost
 
         return vhost.run
+    if name == "mirror-peers":
+        from spp.bench import mirror_peers
+
+        return mirror_peers.run
     if name == "classifier":
         from spp.bench import classifier
 
@@ -72,6 +78,10 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import reconfig
 
         return reconfig.run
+    if name == "mirror-overhead":
+        from spp.bench import mirror_overhead
+
+        return mirror_overhead.run
     if name == "memory":
         from spp.bench import memory
 
@@ -141,6 +151,8 @@ def _print_table(results: list[Result]) -> None:
             name += f" {r.extra['size']}B"
         if r.scenario == "vhost" and "direction" in r.extra:
             name += f" {r.extra['direction']}"
+        if r.scenario == "mirror-peers" and "versus" in r.extra:
+            name += f" vs {r.extra['versus']} @{r.extra['offered_mpps']}"
         if r.scenario == "vf-chain" and "cores" in r.extra:
             name += f" {r.extra['cores']} core" + ("s" if r.extra["cores"] != 1 else "")
         figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"
