@@ -196,8 +196,9 @@ def test_classifier_chain_native_hitless_table_change() -> None:
 
 
 def _mirror_run(native: bool) -> dict[str, Any]:
-    """ring:0 → forward → nullpmd:1 with four port mirrors: rx shallow → ring:3, tx deep filtered → nullpmd:4,
-    tx shallow → ring:5 (nearly full: some copies refused), rx shallow filtered → nullpmd:6."""
+    """ring:0 → forward → nullpmd:1 with five port mirrors: rx shallow → ring:3, tx deep filtered → nullpmd:4,
+    tx shallow → ring:5 (nearly full: some copies refused), rx shallow filtered → nullpmd:6,
+    tx shallow → nullpmd:7."""
     from spp.mirror.engine import PortMirror
     from spp.mirror.filters import MatchSpec
 
@@ -205,13 +206,15 @@ def _mirror_run(native: bool) -> dict[str, Any]:
         pt = PortTable(dp)
         src, dst = pt.get("ring:0"), pt.get("nullpmd:1")
         r3, n4, r5, n6 = pt.get("ring:3"), pt.get("nullpmd:4"), pt.get("ring:5"), pt.get("nullpmd:6")
+        n7 = pt.get("nullpmd:7")
         frames = _frames()
         _load(dp, src, frames)
         _load(dp, r5, [numbered(9999)] * 1000)
         mirrors = [PortMirror(dp, "m1", src, r3, "rx"),
                    PortMirror(dp, "m2", dst, n4, "tx", match=MatchSpec(dst_mac=A), copy="deep"),
                    PortMirror(dp, "m3", dst, r5, "tx"),
-                   PortMirror(dp, "m4", src, n6, "rx", match=MatchSpec(dst_mac=B))]
+                   PortMirror(dp, "m4", src, n6, "rx", match=MatchSpec(dst_mac=B)),
+                   PortMirror(dp, "m5", dst, n7, "tx")]
         for m in mirrors:
             m.attach()
         if not native:
@@ -230,7 +233,7 @@ def _mirror_run(native: bool) -> dict[str, Any]:
         assert w.error is None
         for m in mirrors:
             m.detach()
-        out = {"ports": {str(p.id): p.stats.copy() for p in (src, dst, r3, n4, r5, n6)},
+        out = {"ports": {str(p.id): p.stats.copy() for p in (src, dst, r3, n4, r5, n6, n7)},
                "mirrors": [m.stats.copy() for m in mirrors], "r3": _drain(dp, 3), "r5": _drain(dp, 5), "n": n}
         pt.close_all()
         return out
@@ -245,7 +248,7 @@ def test_port_mirrors_native_match_python() -> None:
         assert np.array_equal(a, b)
     assert nat["r3"] == py["r3"] and nat["r5"] == py["r5"]
     n = nat["n"]
-    m1, m2, m3, m4 = nat["mirrors"]
+    m1, m2, m3, m4, m5 = nat["mirrors"]
     assert int(m1[0]) == n  # every received frame mirrored
     assert int(m2[0]) == 40 and int(m2[1]) == n - 40  # deep copies of the frames to A; the rest filtered
     assert int(m3[0]) == 24 and int(m3[3]) == n - 24  # ring:5 had room for 24 copies; the rest counted full
@@ -253,3 +256,4 @@ def test_port_mirrors_native_match_python() -> None:
     assert len(nat["r5"]) == 1024
     assert (int(m4[0]), int(m4[1])) == (40, n - 40)
     assert int(nat["ports"]["nullpmd:6"][TX_PACKETS]) == 40
+    assert int(m5[0]) == n == int(nat["ports"]["nullpmd:7"][TX_PACKETS])

@@ -156,6 +156,14 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
             continue
         if mparams[m, 0] == 0:
             k = n
+            if dkind == KIND_NULL:  # every frame, counted only: no need for the id list
+                nbytes = 0
+                for i in range(n):
+                    nbytes += meta[bufs[i], 1]
+                macc[m, 0] += n
+                macc[m, MA_TXP] += n
+                macc[m, MA_TXB] += nbytes
+                continue
             for i in range(n):
                 msel[i] = bufs[i]
         else:
