@@ -5,6 +5,8 @@ The 10-minute run is ``python -m spp.testing.soak --duration 600`` (docs/reliabi
 
 from __future__ import annotations
 
+import pytest
+
 from spp.testing.soak import main, run
 
 
@@ -17,9 +19,8 @@ def test_short_soak() -> None:
     assert res.pool_in_use_end == 0 and res.balance == 0
 
 
-def test_soak_refuses_bad_options(capsys: object) -> None:
-    import pytest
-
+def test_soak_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--duration", "0"])
     assert exc.value.code == 2
+    assert "--duration, --period and --rate must be positive numbers" in capsys.readouterr().err
