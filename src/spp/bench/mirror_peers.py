@@ -272,9 +272,13 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     cores = sorted(os.sched_getaffinity(0))
     gen_core = next((c for c in cores if c != opts.core), opts.core)
     net = _Net(cleanup)
+    return [r for rate in opts.rates for r in _run_rate(net, dataclasses.replace(opts, rate=rate), gen_core, cleanup)]
+
+
+def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> list[Result]:
+    """spp, tc and OVS in turn at offered load ``opts.rate``: one result per peer."""
     rounds = max(1, min(opts.rounds, 3))
     window = opts.seconds / rounds
-    opts = dataclasses.replace(opts, rate=opts.rates[0])
     ours: Windows = []
     peers: dict[str, Windows] = {"tc": [], "ovs": []}
     errors: dict[str, str] = {}
