@@ -167,7 +167,9 @@ def _notes(r: Result) -> str:
     short = {"mpps_per_cpu": "per CPU s", "peer_mpps_per_cpu": "peer per CPU s", "ratio_per_cpu": "ratio per CPU s",
              "loss": "loss", "peer_loss": "peer loss", "ring_full": "ring_full", "rss_mib": "RSS MiB",
              "cold_start_s": "cold start s", "warm_start_s": "warm start s", "peer_rss_mib": "peer RSS MiB",
-             "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer"}
+             "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer",
+             "mirrored_mpps": "mirrored", "mirror_loss": "mirror loss", "peer_mirrored_mpps": "peer mirrored",
+             "peer_mirror_loss": "peer mirror loss"}
     out = []
     for key, label in short.items():
         if key in r.extra:
