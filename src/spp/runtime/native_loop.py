@@ -133,8 +133,11 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
 def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
              macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray, data: np.ndarray,
              meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
-             stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int) -> None:
+             stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int,
+             known_bytes: int) -> None:
     """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (which stay the caller's).
+
+    ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
 
     Same outcome as :func:`spp.mirror.engine.mirror_tap` (which deep copies still call):
     the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
@@ -157,9 +160,11 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
         if mparams[m, 0] == 0:
             k = n
             if dkind == KIND_NULL:  # every frame, counted only: no need for the id list
-                nbytes = 0
-                for i in range(n):
-                    nbytes += meta[bufs[i], 1]
+                nbytes = known_bytes
+                if nbytes < 0:
+                    nbytes = 0
+                    for i in range(n):
+                        nbytes += meta[bufs[i], 1]
                 macc[m, 0] += n
                 macc[m, MA_TXP] += n
                 macc[m, MA_TXB] += nbytes
@@ -213,7 +218,7 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     txcnt[t] = 0
     if tx_mn[t]:
         _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data, meta, refcnt,
-                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n)
+                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
@@ -414,7 +419,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         rxp[c, r] += k
                 if k and rx_mn[c, r]:
                     _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data,
-                             meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k)
+                             meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
+                             k * rx_arg[c, r] if kind == KIND_NULL else -1)
                 got += k
                 if fwd:
                     txcnt[t0] = cnt + k
