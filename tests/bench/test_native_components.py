@@ -196,7 +196,7 @@ def test_classifier_chain_native_hitless_table_change() -> None:
 
 
 def _mirror_run(native: bool) -> dict[str, Any]:
-    """ring:0 → forward → nullpmd:1 with five port mirrors: rx shallow → ring:3, tx deep filtered → nullpmd:4,
+    """ring:0 → forward → nullpmd:1 with five port mirrors: rx shallow → ring:3, tx filtered → nullpmd:4,
     tx shallow → ring:5 (nearly full: some copies refused), rx shallow filtered → nullpmd:6,
     tx shallow → nullpmd:7."""
     from spp.mirror.engine import PortMirror
@@ -211,7 +211,7 @@ def _mirror_run(native: bool) -> dict[str, Any]:
         _load(dp, src, frames)
         _load(dp, r5, [numbered(9999)] * 1000)
         mirrors = [PortMirror(dp, "m1", src, r3, "rx"),
-                   PortMirror(dp, "m2", dst, n4, "tx", match=MatchSpec(dst_mac=A), copy="deep"),
+                   PortMirror(dp, "m2", dst, n4, "tx", match=MatchSpec(dst_mac=A)),
                    PortMirror(dp, "m3", dst, r5, "tx"),
                    PortMirror(dp, "m4", src, n6, "rx", match=MatchSpec(dst_mac=B)),
                    PortMirror(dp, "m5", dst, n7, "tx")]
@@ -250,10 +250,28 @@ def test_port_mirrors_native_match_python() -> None:
     n = nat["n"]
     m1, m2, m3, m4, m5 = nat["mirrors"]
     assert int(m1[0]) == n  # every received frame mirrored
-    assert int(m2[0]) == 40 and int(m2[1]) == n - 40  # deep copies of the frames to A; the rest filtered
+    assert int(m2[0]) == 40 and int(m2[1]) == n - 40  # copies of the frames to A; the rest filtered
     assert int(m3[0]) == 24 and int(m3[3]) == n - 24  # ring:5 had room for 24 copies; the rest counted full
     assert int(nat["ports"]["ring:5"][REASON["mirror_full"]]) == n - 24
     assert len(nat["r5"]) == 1024
     assert (int(m4[0]), int(m4[1])) == (40, n - 40)
     assert int(nat["ports"]["nullpmd:6"][TX_PACKETS]) == 40
     assert int(m5[0]) == n == int(nat["ports"]["nullpmd:7"][TX_PACKETS])
+
+
+def test_deep_mirror_keeps_the_python_path(dp: Dataplane) -> None:
+    """A deep-copy mirror needs the numba runtime: its port is not run by the compiled loop."""
+    from spp.mirror.engine import PortMirror
+    from spp.runtime.worker import _NativePlan
+
+    pt = PortTable(dp)
+    src, dst, n2 = pt.get("nullpmd:0"), pt.get("nullpmd:1"), pt.get("nullpmd:2")
+    plan = WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(dst),)),), 1)
+    pm = PortMirror(dp, "m", src, n2, "rx", copy="deep")
+    pm.attach()
+    assert not _NativePlan.eligible(plan)
+    pm.detach()
+    assert _NativePlan.eligible(plan)
+    PortMirror(dp, "s", src, n2, "rx").attach()
+    assert _NativePlan.eligible(plan)
+    pt.close_all()

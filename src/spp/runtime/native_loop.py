@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit
 
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
-from spp.mirror.engine import STAT_COLS, mirror_tap
+from spp.mirror.engine import STAT_COLS
 from spp.mirror.filters import N_PARAMS, select_frames
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.runtime import ringcore
@@ -139,7 +139,9 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
 
     ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
 
-    Same outcome as :func:`spp.mirror.engine.mirror_tap` (which deep copies still call):
+    Shallow copies only (deep copies need the numba runtime, which this loop is compiled
+    without: such mirrors keep the Python path).  Same outcome as
+    :func:`spp.mirror.engine.mirror_tap`:
     the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
     row after the call), the destination's tx packets/bytes and ``mirror_full`` to
     ``macc[m, MA_TXP/MA_TXB/MA_FULL]`` (added to the shared counters by :func:`_settle`).
@@ -152,11 +154,6 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
         m = mlist[q]
         a = minfo[m, MI_DARG]
         dkind = minfo[m, MI_DKIND]
-        if minfo[m, MI_DEEP] != 0:
-            mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mmask, False, mparams[m],
-                       mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel, mout, macc[m], dkind,
-                       ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
-            continue
         if mparams[m, 0] == 0:
             k = n
             if dkind == KIND_NULL:  # every frame, counted only: no need for the id list

@@ -13,7 +13,7 @@ first.  Frames the port refuses are freed and counted on that port
 
 When every component of a plan is a forward/merge or a classifier over in-memory
 ports (null, ring) with no VLAN operations and no callbacks other than port mirrors
-the compiled loop can run (built-in filters or none, ring/null destination), the worker runs
+the compiled loop can run (shallow, built-in filters or none, ring/null destination), the worker runs
 :func:`native_run_plan`, many bursts per call, instead of the Python loop; it counts
 exactly what the Python loop would (port counters, component drops).
 """
@@ -84,8 +84,8 @@ class _TxBuffer:
 def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
 
-    It can when every callback is a :class:`PortMirror` without a Python filter or lock
-    whose destination is an open ring or null port without callbacks.
+    It can when every callback is a shallow :class:`PortMirror` without a Python filter
+    or lock whose destination is an open ring or null port without callbacks.
     """
     out: list[PortMirror] = []
     for cb in cbs:
@@ -93,7 +93,7 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
         if not isinstance(pm, PortMirror) or getattr(cb, "__func__", None) is not PortMirror._callback:
             return None
         d = pm.destination
-        if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
+        if pm.filter is not None or pm.lock is not None or pm.deep or d.closed or d.has_callbacks:
             return None
         if d.native()[0] not in (KIND_NULL, KIND_RING):
             return None
