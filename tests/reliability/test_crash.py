@@ -32,7 +32,7 @@ VF = "import sys; from spp.control.secondary import main_vf; sys.exit(main_vf())
 @pytest.fixture
 def local() -> Iterator[LocalStack]:
     with LocalStack() as stack:
-        stack.start_ctl(reply_timeout=60)
+        stack.start_ctl(reply_timeout=120)
         stack.start_primary(extra=["--pool-size", "2048", "--rings", "4", "--ring-size", "256"])
         yield stack
     assert not segment_path(stack.prefix, "dataplane").exists()
@@ -41,7 +41,7 @@ def local() -> Iterator[LocalStack]:
 def start_vf(stack: LocalStack, cid: int) -> subprocess.Popen[bytes]:
     proc = stack.spawn(f"vf{cid}", [sys.executable, "-c", VF, "--client-id", str(cid), "-s", stack.secondary_addr,
                                      "--file-prefix", stack.prefix, "-l", "0,1", "--no-pin"])
-    stack.wait_process({"type": "vf", "client-id": cid}, 60, check=f"vf{cid}")
+    stack.wait_process({"type": "vf", "client-id": cid}, 120, check=f"vf{cid}")
     return proc
 
 
@@ -75,11 +75,12 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
     try:
         start_vf(local, 1)
         start_vf(local, 2)
-        with httpx.Client(base_url=local.url, timeout=60) as http:
+        with httpx.Client(base_url=local.url, timeout=150) as http:
             forward(http, 1, "gen", "nullpmd:0", "ring:0")
             forward(http, 1, "out", "ring:0", "nullpmd:1")
             forward(http, 2, "fwd", "nullpmd:2", "nullpmd:3")
-            wait_for(lambda: sent(dp, "nullpmd:1") > 0 and sent(dp, "nullpmd:3") > 0, timeout=60,
+            # generous: a child compiles the data path when numba's cache is stale
+            wait_for(lambda: sent(dp, "nullpmd:1") > 0 and sent(dp, "nullpmd:3") > 0, timeout=180,
                      message="first traffic through both secondaries")
 
             # kill -9 vf 1 under traffic
@@ -98,7 +99,7 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
             before = sent(dp, "nullpmd:1")
             forward(http, 1, "gen", "nullpmd:0", "ring:0")
             forward(http, 1, "out", "ring:0", "nullpmd:1")
-            wait_for(lambda: sent(dp, "nullpmd:1") > before, timeout=60, message="vf 1 forwarding again")
+            wait_for(lambda: sent(dp, "nullpmd:1") > before, timeout=120, message="vf 1 forwarding again")
 
             # kill -9 the primary: spp-ctl drops it; the secondaries hold the mapping and keep forwarding
             local.procs["spp-primary"].send_signal(signal.SIGKILL)
