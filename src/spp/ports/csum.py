@@ -22,7 +22,7 @@ TP_STATUS_CSUMNOTREADY = 1 << 3
 
 @njit(cache=True, nogil=True)
 def _sum16(buf: np.ndarray, start: Any, end: Any) -> Any:
-    s = 0
+    s: Any = 0
     i = start
     while i + 1 < end:
         s += (np.int64(buf[i]) << 8) | np.int64(buf[i + 1])
