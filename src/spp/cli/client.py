@@ -29,10 +29,13 @@ def normalize_server(text: str, default_port: int = 7777) -> str:
 class RestClient:
     """Requests to one spp-ctl node ``HOST:PORT`` (optionally with a bearer token)."""
 
-    def __init__(self, server: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, server: str, token: str | None = None, timeout: float = 150.0) -> None:
         self.server = normalize_server(server)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=f"http://{self.server}/v1", timeout=timeout, headers=headers)
+        # Connecting fails fast; a reply may take as long as spp-ctl's own --timeout
+        # (it answers 503 then), so reads wait longer than any sensible --timeout.
+        self._http = httpx.Client(base_url=f"http://{self.server}/v1",
+                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), headers=headers)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -118,7 +118,7 @@ class LocalStack:
         if proc.poll() is not None:
             raise StackError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
 
-    def start_ctl(self, timeout: float = 20.0, reply_timeout: float = 30.0) -> None:
+    def start_ctl(self, timeout: float = 20.0, reply_timeout: float = 120.0) -> None:
         """Start spp-ctl and wait until its REST API answers.
 
         ``reply_timeout`` is spp-ctl's ``--timeout``: generous, because a secondary's

@@ -59,7 +59,7 @@ from spp.control.commands import (
 )
 from spp.ports.base import Port, PortError, PortId, PortTable
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan, warm_up_native
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class Manager:
         self._generation = 0
         self._lock = threading.RLock()
         warm_up(dp)
+        warm_up_native(dp)
 
     @property
     def master_lcore(self) -> int:

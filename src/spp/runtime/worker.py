@@ -248,6 +248,25 @@ class _NativePlan:
         return True
 
 
+def warm_up_native(dp: Dataplane) -> None:
+    """Compile (or load from the cache) the compiled worker loop now.
+
+    A worker busy compiling cannot adopt a new plan, and a cold compile of the loop
+    takes tens of seconds, so processes call this once before taking commands:
+    otherwise the first command after a fresh install would wait for the compiler.
+    """
+    global _native_warm
+    if _native_warm:
+        return
+    w = Worker(dp, 0, pin=False)
+    w._native = _NativePlan(WorkerPlan())
+    w._run_native()
+    _native_warm = True
+
+
+_native_warm = False
+
+
 def _pin(core: int) -> None:
     try:
         if core in os.sched_getaffinity(0):
