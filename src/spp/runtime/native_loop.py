@@ -69,9 +69,13 @@ CT_CLASSIFIER = 1
 _RUNT = REASON["runt"]
 _MIRROR_FULL = REASON["mirror_full"]
 #: Columns of a port mirror's row in ``minfo``: copy mode deep (0/1), snaplen, source
-#: port's stats row, destination kind, destination ring index, destination stats row.
-MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT = range(6)
-MI_COLS = 6
+#: port's stats row, destination kind, destination ring index, destination stats row,
+#: the mirror's own statistics row in ``mtab`` (-1: the worker adds them after the call).
+MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT, MI_SROW = range(7)
+MI_COLS = 7
+#: Words of ``flags`` the loop sets for the worker: component drops were counted.
+F_CDROPS = 0
+N_FLAGS = 4
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
 MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
@@ -235,12 +239,14 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
 def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.ndarray, rx_slot: np.ndarray,
             tx_kind: np.ndarray, tx_slot: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
             rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
-            cdrops: np.ndarray, cdrops_acc: np.ndarray, minfo: np.ndarray, macc: np.ndarray) -> None:
+            cdrops: np.ndarray, cdrops_acc: np.ndarray, minfo: np.ndarray, macc: np.ndarray, mtab: np.ndarray,
+            flags: np.ndarray) -> None:
     """Return the cache ``lc[:ln]`` to the pool ring and add the local counts to ``stats`` (zeroing them).
 
     Component drops go from ``cdrops_acc`` (this call's scratch) to ``cdrops`` (the plan's
-    row per component, which the worker adds to the components' own counters); mirror
-    destinations' counts from ``macc``.
+    row per component, which the worker adds to the components' own counters, told by
+    ``flags[F_CDROPS]``); mirror destinations' counts from ``macc``, and the mirrors' own
+    statistics to their rows of ``mtab`` (those without a row stay in ``macc`` for the worker).
     """
     if ln:
         ringcore.ring_enqueue(pctrl, pslots, lc, 0, ln)
@@ -252,8 +258,10 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
             rxp[c, r] = 0
             rxb[c, r] = 0
         for f in range(cdrops.shape[1]):
-            cdrops[c, f] += cdrops_acc[c, f]
-            cdrops_acc[c, f] = 0
+            if cdrops_acc[c, f]:
+                cdrops[c, f] += cdrops_acc[c, f]
+                cdrops_acc[c, f] = 0
+                flags[F_CDROPS] = 1
     for t in range(tx_kind.shape[0]):
         if txp[t] == 0 and txd[t] == 0:
             continue
@@ -274,6 +282,12 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
             macc[m, MA_TXP] = 0
             macc[m, MA_TXB] = 0
             macc[m, MA_FULL] = 0
+        r = minfo[m, MI_SROW]
+        if r >= 0:
+            for f in range(MA_TXP):
+                if macc[m, f]:
+                    stat_add(mtab[r], f, macc[m, f])
+                    macc[m, f] = 0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -343,7 +357,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
               lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
               tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
-              mvlan: np.ndarray, macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray) -> int:
+              mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, mmask: np.ndarray,
+              msel: np.ndarray, mout: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -460,7 +475,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
-                        txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc)
+                        txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
                 ln = 0
                 dirty = False
         else:
@@ -470,7 +485,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     txbuf, txcnt, txp, txb, txd, lc, ln,
                         data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
-            lc, ln, cdrops, cdrops_acc, minfo, macc)
+            lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total
 
 
@@ -484,7 +499,7 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
                     tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray,
                     mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
-                    macc: np.ndarray) -> int:
+                    macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
 
     Component ``c`` (``ctype[c]``: :data:`CT_FORWARD` for forward/merge,
@@ -498,7 +513,9 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     null destination) run on received bursts of rx row ``(c, r)`` (``mlist[rx_moff[c, r]:
     +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_moff``/``tx_mn``);
     mirror ``m`` is ``minfo[m]`` (``MI_*`` columns), ``mparams[m]``/``mvlan[m]`` its
-    filters, and its statistics are added to ``macc[m]``.  On return every ``txcnt`` is 0, every counter
+    filters, and its statistics are added to its row ``minfo[m, MI_SROW]`` of ``mtab``
+    (or left in ``macc[m]`` when that is -1).  ``flags`` (``F_*`` words) tell the
+    worker what it has to settle after the call.  On return every ``txcnt`` is 0, every counter
     is up to date and every free buffer is back in the pool ring.
     """
     ncomp = n_rx.shape[0]
@@ -519,7 +536,7 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                            rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
                            tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
                            txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_moff, tx_mn, mlist, minfo, mparams,
-                           mvlan, macc, mmask, msel, mout)
+                           mvlan, macc, mtab, flags, mmask, msel, mout)
     return total
 
 
@@ -547,4 +564,5 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
                                burst, ring_full, tx_full, np.zeros(shape, np.int64), np.zeros(shape, np.int64),
                                np.zeros(tx_kind.shape[0], np.int64), np.zeros(tx_kind.shape[0], np.int64),
                                _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
-                               np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64)))
+                               np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64),
+                               np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64)))

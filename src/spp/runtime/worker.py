@@ -32,11 +32,12 @@ import numpy as np
 from spp.components.base import Component
 from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.mirror.engine import PortMirror
+from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.ports.null import NullPort
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, MA_TXP, MI_COLS, native_run_plan
+from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, F_CDROPS, MA_TXP, MI_COLS, N_FLAGS, native_run_plan
 from spp.runtime.stats import N_FIELDS, REASON, stat_add
 
 log = logging.getLogger(__name__)
@@ -201,26 +202,39 @@ class _NativePlan:
         self.mparams = np.zeros((m, N_PARAMS), np.int64)
         self.mvlan = np.zeros((m, 4096), np.uint8)
         self.macc = np.zeros((m, STAT_COLS), np.int64)
+        self.mtab = np.zeros((1, STAT_COLS), np.int64)
+        self.local_mirrors: list[int] = []  # mirrors whose statistics :meth:`settle` adds
         for k, pm in enumerate(self.mirrors):
             d = pm.destination
             kind = d.native()[0]
+            if not k:
+                self.mtab = stats_table(pm.dp)
+            srow = _row_of(self.mtab, pm.stats)
+            if srow < 0:
+                self.local_mirrors.append(k)
             self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind,
-                             d.id.index if kind == KIND_RING else 0, d.slot)
+                             d.id.index if kind == KIND_RING else 0, d.slot, srow)
             self.mparams[k] = pm._params
             self.mvlan[k] = pm._vlanmap
+        self.flags = np.zeros(N_FLAGS, np.int64)
 
     def settle(self) -> None:
         """After a call: move component drops to the components, template cursors to the ports,
-        mirror statistics to the mirrors' rows."""
-        if self.mirrors:
-            acc = self.macc
-            for k in np.flatnonzero(acc[:, :MA_TXP].any(axis=1)):
-                row = self.mirrors[int(k)].stats
+        mirror statistics to the rows of mirrors the loop could not reach (private rows).
+
+        Costs next to nothing when there is nothing to do: this runs after every call
+        and a few microseconds here are a few percent of a call's forwarding.
+        """
+        acc = self.macc
+        for k in self.local_mirrors:
+            if acc[k, :MA_TXP].any():
+                row = self.mirrors[k].stats
                 for col in np.flatnonzero(acc[k, :MA_TXP]):  # the rest is the destination's, already added
                     stat_add(row, int(col), int(acc[k, col]))
                 acc[k, :MA_TXP] = 0
-        cd = self.cdrops
-        if cd.any():
+        if self.flags[F_CDROPS]:
+            self.flags[F_CDROPS] = 0
+            cd = self.cdrops
             for c in np.flatnonzero(cd.any(axis=1)):
                 row = self.comps[int(c)].component.drops
                 row += cd[c]
@@ -246,6 +260,18 @@ class _NativePlan:
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
                     return False
         return True
+
+
+def _row_of(table: np.ndarray, row: np.ndarray) -> int:
+    """Index of ``row`` in the 2-D ``table`` if it is one of its rows (same memory), else -1."""
+    if table.ndim != 2 or row.ndim != 1 or row.shape[0] != table.shape[1] or row.dtype != table.dtype:
+        return -1
+    base = table.__array_interface__["data"][0]
+    addr = row.__array_interface__["data"][0]
+    step = table.strides[0]
+    if row.strides[0] != table.strides[1] or not base <= addr < base + step * table.shape[0] or (addr - base) % step:
+        return -1
+    return (addr - base) // step
 
 
 def warm_up_native(dp: Dataplane) -> None:
@@ -386,7 +412,7 @@ class Worker:
                                   npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
                                   npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
                                   REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_moff, npn.tx_mn, npn.mlist,
-                                  npn.minfo, npn.mparams, npn.mvlan, npn.macc))
+                                  npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags))
         npn.settle()
         return got
 
