@@ -271,7 +271,7 @@ def _row_of(table: np.ndarray, row: np.ndarray) -> int:
     step = table.strides[0]
     if row.strides[0] != table.strides[1] or not base <= addr < base + step * table.shape[0] or (addr - base) % step:
         return -1
-    return (addr - base) // step
+    return int((addr - base) // step)
 
 
 def warm_up_native(dp: Dataplane) -> None:
