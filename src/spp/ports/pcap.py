@@ -39,8 +39,9 @@ import numpy as np
 from numba import njit
 
 from spp.ports.base import Port, PortError, PortId, register_driver
-from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
-from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.ports.burst_tail import rx_burst_tail
+from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
+from spp.runtime.stats import REASON, TX_BYTES, TX_PACKETS, stat_add
 
 MAGIC_USEC: Final = 0xA1B2C3D4
 MAGIC_NSEC: Final = 0xA1B23C4D
@@ -110,15 +111,8 @@ def pcap_rx(buf: np.ndarray, st: np.ndarray, swap: bool, maxcap: int, pctrl: np.
         nbytes += incl
         k += 1
     st[0] = pos
-    if got > k:
-        pool_free(pctrl, pslots, refcnt, header, out, k, got - k)
-    row = stats[slot]
-    if k:
-        stat_add(row, RX_PACKETS, k)
-        stat_add(row, RX_BYTES, nbytes)
-    stat_add(row, _RUNT, runt)
-    stat_add(row, _TOO_LONG, toolong)
-    stat_add(row, _BAD, bad)
+    rx_burst_tail(pctrl, pslots, refcnt, header, out, got, k, stats[slot], nbytes, runt, _TOO_LONG, toolong,
+                  _BAD, bad)
     return k
 
 

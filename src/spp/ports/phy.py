@@ -67,10 +67,11 @@ import numpy as np
 from numba import njit
 
 from spp.ports.base import Port, PortError, PortId, register_driver
+from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
 from spp.ports.csum import TP_STATUS_CSUMNOTREADY, complete_l4_checksum
 from spp.runtime.atomics import load_acquire, store_release
-from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
-from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
+from spp.runtime.stats import REASON
 
 # --- Linux ABI (linux/if_packet.h) ---------------------------------------------
 ETH_P_ALL: Final = 0x0003
@@ -227,15 +228,8 @@ def v3_rx(r8: np.ndarray, r16: np.ndarray, r32: np.ndarray, st: np.ndarray, bsiz
     st[0] = blk
     st[1] = idx
     st[2] = off
-    if got > k:
-        pool_free(pctrl, pslots, refcnt, header, out, k, got - k)  # unused fresh buffers go back
-    row = stats[slot]
-    if k:
-        stat_add(row, RX_PACKETS, k)
-        stat_add(row, RX_BYTES, nbytes)
-    stat_add(row, _RUNT, runt)
-    stat_add(row, _TOO_LONG, toolong)
-    stat_add(row, _NOMBUF, nomb)
+    rx_burst_tail(pctrl, pslots, refcnt, header, out, got, k, stats[slot], nbytes, runt, _TOO_LONG, toolong,
+                  _NOMBUF, nomb)
     return k
 
 
@@ -300,15 +294,8 @@ def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int,
         k += 1
     st[0] = head
     st[1] = queued
-    row = stats[slot]
-    if queued:
-        stat_add(row, TX_PACKETS, queued)
-        stat_add(row, TX_BYTES, nbytes)
-    stat_add(row, _RUNT, runt)
-    stat_add(row, _TOO_LONG, toolong)
-    if k:
-        scratch[:k] = ids[:k]
-        pool_free(pctrl, pslots, refcnt, header, scratch, 0, k)
+    tx_burst_tail(pctrl, pslots, refcnt, header, ids, k, scratch, stats[slot], queued, nbytes, runt, _TOO_LONG,
+                  toolong)
     return k
 
 

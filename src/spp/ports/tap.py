@@ -38,8 +38,9 @@ import numpy as np
 from numba import njit, types
 
 from spp.ports.base import Port, PortError, PortId, register_driver
-from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
-from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
+from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
+from spp.runtime.stats import REASON
 
 TUNSETIFF: Final = 0x400454CA
 IFF_TAP: Final = 0x0002
@@ -78,6 +79,7 @@ def tap_rx(fd: int, iov: np.ndarray, scratch: np.ndarray, pctrl: np.ndarray, psl
     nbytes = 0
     runt = 0
     toolong = 0
+    nomb = 0
     err = 0
     base = data.ctypes.data
     iov[2] = scratch.ctypes.data
@@ -113,16 +115,10 @@ def tap_rx(fd: int, iov: np.ndarray, scratch: np.ndarray, pctrl: np.ndarray, psl
             if r < 0:
                 err = _errno_location()[0]
                 break
-            stat_add(stats[slot], _NOMBUF, 1)
+            nomb += 1
     res[0] = err
-    if got > k:
-        pool_free(pctrl, pslots, refcnt, header, out, k, got - k)
-    row = stats[slot]
-    if k:
-        stat_add(row, RX_PACKETS, k)
-        stat_add(row, RX_BYTES, nbytes)
-    stat_add(row, _RUNT, runt)
-    stat_add(row, _TOO_LONG, toolong)
+    rx_burst_tail(pctrl, pslots, refcnt, header, out, got, k, stats[slot], nbytes, runt, _TOO_LONG, toolong,
+                  _NOMBUF, nomb)
     return k
 
 
@@ -166,15 +162,7 @@ def tap_tx(fd: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, h
         k += 1
     res[0] = err
     res[1] = bad
-    row = stats[slot]
-    if sent:
-        stat_add(row, TX_PACKETS, sent)
-        stat_add(row, TX_BYTES, nbytes)
-    stat_add(row, _RUNT, runt)
-    stat_add(row, _BAD, bad)
-    if k:
-        scratch[:k] = ids[:k]
-        pool_free(pctrl, pslots, refcnt, header, scratch, 0, k)
+    tx_burst_tail(pctrl, pslots, refcnt, header, ids, k, scratch, stats[slot], sent, nbytes, runt, _BAD, bad)
     return k
 
 
