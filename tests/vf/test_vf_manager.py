@@ -74,6 +74,25 @@ def test_port_rules(dp: Dataplane) -> None:
         m.exit()
 
 
+def test_a_bad_resource_id_is_reported_before_the_component(dp: Dataplane) -> None:
+    """``port add`` checks the port id first: its range, then that the type has a driver."""
+    m, _ = make_manager(dp)
+    try:
+        ok(m, "component start cls 1 classifier", "port add ring:0 rx cls")
+        before = m.status()
+        n_rings = dp.layout.n_rings
+        assert err(m, "port add ring:99999 rx cls") == (
+            f"cannot open port ring:99999: ring:99999 out of range: index must be 0..{n_rings - 1}")
+        assert "ring:99999 out of range" in err(m, "port add ring:99999 rx nosuch")
+        assert "memif:N is not supported" in err(m, "port add memif:1 rx cls")
+        # a good id on a full component still gets the port-limit error, and opens nothing
+        assert err(m, "port add ring:1 rx cls") == (
+            "cannot attach ring:1 as rx: classifier 'cls' takes at most 1 rx port(s)")
+        assert m.ports.find("ring:1") is None and m.ports.find("ring:99999") is None
+        assert m.status() == before
+    finally:
+        m.exit()
+
 def test_classifier_table_rules(dp: Dataplane) -> None:
     m, _ = make_manager(dp)
     try:

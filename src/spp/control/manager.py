@@ -57,7 +57,7 @@ from spp.control.commands import (
     Status,
     parse,
 )
-from spp.ports.base import Port, PortError, PortId, PortTable
+from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
 from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan, warm_up_native
 
@@ -273,6 +273,7 @@ class Manager:
         pid = self._pid(pid)
         with self._lock:
             self._check_open()
+            self._check_resource(pid)  # a bad resource id is the first thing to report
             c = self._get(name)
             if direction not in ("rx", "tx"):
                 raise ManagerError(f"invalid direction {direction!r}: expected rx or tx")
@@ -435,6 +436,21 @@ class Manager:
             return PortId.parse(pid)
         except PortError as e:
             raise ManagerError(str(e)) from None
+
+    def _check_resource(self, pid: PortId) -> None:
+        """Raise the error opening ``pid`` would raise for a bad id, without opening it.
+
+        Checks the type has a driver here (``memif`` is refused with its hint) and the
+        index is in the stack's range; ports already open or provided pass.
+        """
+        if str(pid) in self._provided or self.ports.find(pid) is not None:
+            return
+        if pid.ptype not in driver_types():
+            self.port(pid)  # no driver: raises the driver table's explanation, opens nothing
+        try:
+            self.dp.port_slot(pid.ptype, pid.index)
+        except ValueError as e:
+            raise ManagerError(f"cannot open port {pid}: {e}") from None
 
     def _get(self, name: str) -> _Comp:
         c = self._comps.get(name)
