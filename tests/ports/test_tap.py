@@ -172,3 +172,114 @@ def test_rx_without_buffers_counts_nombuf() -> None:
             dp.free(hold)
             sock.close()
             port.close()
+
+
+# -- names: two stacks on one host, persistent devices, a name taken meanwhile -------------
+
+
+def _persistent_tap(name: str) -> None:
+    """Create a persistent TAP ``name`` the way ``ip tuntap add NAME mode tap`` does (not ours)."""
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+
+
+def test_two_stacks_default_names_collide_and_the_second_is_told_how_to_fix_it(dp: Dataplane) -> None:
+    from spp.testing import stack
+
+    idx = 20 + os.getpid() % 20
+    default = f"spptap{idx}"
+    other = unique_ifname("spptap")
+    first = open_port(dp, f"tap:{idx}")
+    try:
+        assert isinstance(first, TapPort) and first.name == default and first.created
+        with stack() as dp2:
+            for mq in (False, True):  # multi-queue would otherwise silently become a second queue
+                with pytest.raises(PortError) as exc:
+                    open_port(dp2, f"tap:{idx}", multi_queue=mq)
+                msg = str(exc.value)
+                assert f"cannot attach TAP '{default}': the name is taken by an interface" in msg
+                assert "name=IFNAME" in msg and f'{{"tap": {{"{idx}": "IFNAME"}}}}' in msg
+            assert first.describe()["link"] in ("up", "down")  # the first stack's device is untouched
+            second = open_port(dp2, f"tap:{idx}", name=other)
+            try:
+                assert isinstance(second, TapPort) and second.name == other and second.created
+            finally:
+                second.close()
+            dp2.set_config({"tap": {str(idx): other}})  # the stack-wide way, for wire commands
+            third = open_port(dp2, f"tap:{idx}")
+            try:
+                assert isinstance(third, TapPort) and third.name == other
+                assert _tx(dp2, third, [numbered(1)]) == 1
+            finally:
+                third.close()
+            assert not os.path.exists(f"/sys/class/net/{other}")
+    finally:
+        first.close()
+    assert not os.path.exists(f"/sys/class/net/{default}")
+
+
+def test_persistent_device_needs_attach(dp: Dataplane) -> None:
+    from spp.testing.netns import delete_link
+
+    name = unique_ifname("spptap")
+    _persistent_tap(name)
+    try:
+        with pytest.raises(PortError, match=f"cannot attach TAP '{name}': the name is taken .* attach=True"):
+            open_port(dp, "tap:6", name=name)
+        port = open_port(dp, "tap:6", name=name, attach=True)
+        assert isinstance(port, TapPort)
+        try:
+            assert not port.created and port.describe()["iface"] == name
+            assert _tx(dp, port, [numbered(i) for i in range(3)]) == 3
+        finally:
+            port.close()
+        assert os.path.exists(f"/sys/class/net/{name}")  # someone else's device outlives the port
+    finally:
+        assert delete_link(name)
+
+
+def test_one_name_for_two_ports_of_one_process_is_refused(dp: Dataplane) -> None:
+    name = unique_ifname("spptap")
+    port = open_port(dp, "tap:7", name=name, multi_queue=True)
+    try:
+        with pytest.raises(PortError, match="tap:7 of this process already uses that name; give tap:8 another"):
+            open_port(dp, "tap:8", name=name, multi_queue=True)
+        with pytest.raises(PortError, match="already holds it; several queues of one TAP need multi_queue=True"):
+            open_port(dp, "tap:7nq1", name=name)
+    finally:
+        port.close()
+    again = open_port(dp, "tap:8", name=name)  # free again once the first port closed
+    again.close()
+
+
+def test_a_name_taken_while_creating_is_refused_and_leaves_no_device(dp: Dataplane,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import spp.ports.tap as tap
+    from spp.testing.netns import delete_link
+
+    name = unique_ifname("spptap")
+    _persistent_tap(name)
+    try:
+        def tmp_names() -> set[str]:
+            return {n for n in os.listdir("/sys/class/net") if n.startswith("spptmp")}
+
+        before = tmp_names()
+        monkeypatch.setattr(tap, "_ifindex", lambda _name: None)  # as if the name appeared after we looked
+        with pytest.raises(PortError, match=f"cannot create TAP '{name}': the name was taken by another "
+                                            "interface meanwhile"):
+            open_port(dp, "tap:9", name=name, multi_queue=True)
+        wait_for(lambda: tmp_names() <= before, timeout=10, message="the temporary device to vanish")
+        assert os.path.exists(f"/sys/class/net/{name}")  # the owner's device is left alone
+    finally:
+        assert delete_link(name)
+
+
+def test_bad_tap_config_is_explained(dp: Dataplane) -> None:
+    dp.set_config({"tap": ["x"]})
+    with pytest.raises(PortError, match="'tap' config must map port numbers to interface names"):
+        open_port(dp, "tap:0")
+    dp.set_config({"tap": {"0": 5}})
+    with pytest.raises(PortError, match="'tap' config entry 0 must be an interface name"):
+        open_port(dp, "tap:0")
+    with pytest.raises(PortError, match="invalid TAP name 'tap%d'"):
+        open_port(dp, "tap:0", name="tap%d")

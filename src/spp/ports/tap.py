@@ -1,13 +1,24 @@
-"""``tap:N`` — a TAP device (``spptapN`` unless ``name=`` is given) for VMs and containers.
+"""``tap:N`` — a TAP device (``spptapN`` unless named otherwise) for VMs and containers.
 
 The port opens ``/dev/net/tun`` with ``IFF_TAP | IFF_NO_PI`` (plus ``IFF_MULTI_QUEUE``
 with ``multi_queue=True``), non-blocking, and brings the device up.  Use it with
 ``qemu -netdev tap,ifname=spptap0,script=no,downscript=no`` or move it into a
-container's network namespace: the descriptor keeps working after the move.  If the
-device did not exist, we created it and it disappears when the port closes (it is not
-persistent); a persistent device made by someone else is only attached to.  IPv6 is
+container's network namespace: the descriptor keeps working after the move.  The
+device we create disappears when the port closes (it is not persistent).  IPv6 is
 switched off on the host side of the device (``ipv6=True`` keeps it) so the kernel's
 own router solicitations and MLD reports do not pollute the port.
+
+Naming (interface names are host-wide, while ``tap:N`` is per stack): option
+``name=IFNAME``, else the stack's config ``{"tap": {"N": "IFNAME"}}``, else SPP's
+``spptapN``.  A name already taken by an interface this process did not open — another
+spp stack's ``tap:N`` (a different ``--file-prefix``), a VM's tap, any other device —
+is refused with an error naming it and the ways to choose another; ``attach=True``
+attaches to an existing (persistent, e.g. ``ip tuntap add NAME mode tap``) TAP device
+on purpose.  Creation itself is collision-proof: the device is made under a
+kernel-chosen temporary name (``spptmp%d``) and renamed to the wanted one, which the
+kernel refuses atomically if the name was taken meanwhile.  The queues of one
+multi-queue port (``tap:Nnq1``... with ``multi_queue=True``) attach to the device their
+port created in the same stack and process.
 
 Each frame costs one system call (a TAP has no batch interface), so the compiled burst
 loops call ``readv``/``write`` directly, without the GIL and without a Python object per
@@ -31,6 +42,7 @@ import fcntl
 import os
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any, Final, cast
 
@@ -54,6 +66,8 @@ EAGAIN: Final = errno.EAGAIN
 EIO: Final = errno.EIO
 EBADFD: Final = errno.EBADFD
 TUNGETIFF: Final = 0x800454D2
+#: Kernel template for the temporary name a new device gets before it is renamed.
+TMP_TEMPLATE: Final = "spptmp%d"
 
 _RUNT: Final = REASON["runt"]
 _TOO_LONG: Final = REASON["too_long"]
@@ -64,6 +78,10 @@ _NOMBUF: Final = REASON["nombuf"]
 _readv = cast("Callable[..., int]", types.ExternalFunction("readv", types.intp(types.intc, types.uintp, types.intc)))
 _write = cast("Callable[..., int]", types.ExternalFunction("write", types.intp(types.intc, types.uintp, types.uintp)))
 _errno_location = cast("Callable[[], Any]", types.ExternalFunction("__errno_location", types.CPointer(types.intc)()))  # type: ignore[no-untyped-call]
+
+# The TAP devices this process holds open: interface name -> [(stack prefix, port id, ifindex)].
+_held: dict[str, list[tuple[str, PortId, int]]] = {}
+_held_lock = threading.Lock()
 
 
 @njit(cache=True, nogil=True)
@@ -172,29 +190,23 @@ class TapPort(Port):
     ptype = "tap"
 
     def __init__(self, dp: Dataplane, pid: PortId, name: str | None = None, multi_queue: bool = False,
-                 ipv6: bool = False, up: bool = True) -> None:
+                 ipv6: bool = False, up: bool = True, attach: bool = False) -> None:
         super().__init__(dp, pid)
-        self.name = name if name is not None else f"spptap{pid.index}"
-        if not self.name or len(self.name) > 15 or "/" in self.name or " " in self.name:
-            raise PortError(f"{pid}: invalid TAP name {self.name!r}: need 1..15 characters, no '/' or spaces")
-        try:
-            socket.if_nametoindex(self.name)
-            existed = True
-        except OSError:
-            existed = False
-        self.created = not existed
+        self.name = name if name is not None else _name_from_config(dp, pid)
+        if not self.name or len(self.name) > 15 or "/" in self.name or " " in self.name or "%" in self.name:
+            raise PortError(f"{pid}: invalid TAP name {self.name!r}: need 1..15 characters, no '/', '%' or spaces")
         flags = IFF_TAP | IFF_NO_PI | (IFF_MULTI_QUEUE if multi_queue else 0)
-        try:
-            self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            raise PortError(f"{pid}: cannot open /dev/net/tun: {e.strerror} (needs root and the tun module)") from None
-        try:
-            fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH22x", self.name.encode(), flags))
-        except OSError as e:
-            os.close(self.fd)
-            hint = (" (an existing device of that name is not a TAP, or was made with other flags: "
-                    "try multi_queue=True/False or another name=)") if existed else ""
-            raise PortError(f"{pid}: cannot attach TAP {self.name!r}: {e.strerror}{hint}") from None
+        with _held_lock:
+            ifindex = _ifindex(self.name)
+            if ifindex is not None:
+                self._check_may_attach(ifindex, multi_queue, attach)
+                self.fd, _ = self._tunsetiff(self.name, flags, existed=True)
+                self.created = False
+            else:
+                self.fd, ifindex = self._create(flags)
+                self.created = True
+            self.ifindex = ifindex
+            _held.setdefault(self.name, []).append((dp.prefix, pid, ifindex))
         self.multi_queue = multi_queue
         if not ipv6:
             with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "w") as f:
@@ -207,6 +219,81 @@ class TapPort(Port):
         self._res = np.zeros(2, np.int64)
         self._rx_res = np.zeros(2, np.int64)
         self.link_errors = 0
+
+    def _check_may_attach(self, ifindex: int, multi_queue: bool, attach: bool) -> None:
+        """Refuse to attach to the existing interface ``self.name`` unless it is meant.
+
+        Only a device a port of the same stack (data plane) in this process opened counts
+        as ours: two stacks in one process collide like two on one host.
+        """
+        pid, name = self.id, self.name
+        ours = [p for prefix, p, idx in _held.get(name, []) if prefix == self.dp.prefix and idx == ifindex]
+        other = next((p for p in ours if (p.ptype, p.index) != (pid.ptype, pid.index)), None)
+        if other is not None:
+            raise PortError(f"{pid}: cannot attach TAP {name!r}: {other} of this process already uses that "
+                            f"name; give {pid} another one (name=IFNAME)")
+        if ours and not multi_queue:
+            raise PortError(f"{pid}: cannot attach TAP {name!r}: {ours[0]} already holds it; several queues of "
+                            f"one TAP need multi_queue=True on each")
+        if not ours and not attach:
+            raise PortError(
+                f"{pid}: cannot attach TAP {name!r}: the name is taken by an interface this stack did not "
+                f"create (another spp stack's {pid.ptype}:{pid.index}, a VM's tap or another device); choose "
+                f"another name with the option name=IFNAME or the stack config "
+                f"{{\"tap\": {{\"{pid.index}\": \"IFNAME\"}}}}, delete the interface, or pass attach=True to "
+                f"attach to a persistent TAP device on purpose")
+
+    def _tunsetiff(self, name: str, flags: int, existed: bool) -> tuple[int, str]:
+        """Open ``/dev/net/tun`` and bind it to TAP ``name``; return (fd, the device's name).
+
+        ``name`` may be a kernel template (``...%d``): a new device gets a free name.
+        """
+        pid = self.id
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise PortError(f"{pid}: cannot open /dev/net/tun: {e.strerror} (needs root and the tun module)") from None
+        try:
+            res = fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(), flags))
+        except OSError as e:
+            os.close(fd)
+            if e.errno == errno.EBUSY and existed:
+                raise PortError(f"{pid}: cannot attach TAP {name!r}: another program holds it (EBUSY); choose "
+                                f"another name with the option name=IFNAME") from None
+            hint = (" (an existing device of that name is not a TAP, or was made with other flags: "
+                    "try multi_queue=True/False or another name=)") if existed else ""
+            raise PortError(f"{pid}: cannot attach TAP {name!r}: {e.strerror}{hint}") from None
+        return fd, res[:16].rstrip(b"\0").decode()
+
+    def _create(self, flags: int) -> tuple[int, int]:
+        """Create the device under a temporary name, rename it to ``self.name``; return (fd, ifindex).
+
+        The rename fails with ``EEXIST`` if the name was taken since we looked: the new
+        device then vanishes with its descriptor and the name's owner is left alone.
+        """
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        fd, tmp = self._tunsetiff(TMP_TEMPLATE, flags, existed=False)
+        try:
+            with IPRoute() as ipr:
+                idx = ipr.link_lookup(ifname=tmp)
+                if not idx:
+                    raise PortError(f"{self.id}: the new TAP {tmp!r} vanished before it could be renamed "
+                                    f"to {self.name!r}")
+                try:
+                    ipr.link("set", index=idx[0], ifname=self.name)
+                except NetlinkError as e:
+                    if e.code == errno.EEXIST:
+                        raise PortError(
+                            f"{self.id}: cannot create TAP {self.name!r}: the name was taken by another "
+                            f"interface meanwhile; choose another name with the option name=IFNAME") from None
+                    raise PortError(f"{self.id}: cannot name the new TAP {self.name!r}: "
+                                    f"{os.strerror(e.code)}") from None
+            return fd, int(idx[0])
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _set_up(self) -> None:
         from pyroute2 import IPRoute
@@ -280,17 +367,42 @@ class TapPort(Port):
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+            with _held_lock:
+                held = _held.get(self.name, [])
+                with contextlib.suppress(ValueError):
+                    held.remove((self.dp.prefix, self.id, self.ifindex))
+                if not held:
+                    _held.pop(self.name, None)
 
     def describe(self) -> dict[str, Any]:
         return {
             "port": str(self.id),
             "driver": "tap",
             "iface": self.name,
+            "ifindex": self.ifindex,
             "created": self.created,
             "multi_queue": self.multi_queue,
             "link": self.link,
             "visible": self.visible,
         }
+
+
+def _ifindex(name: str) -> int | None:
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
+
+
+def _name_from_config(dp: Dataplane, pid: PortId) -> str:
+    """The interface name for ``pid``: the stack's ``{"tap": {"N": NAME}}`` entry, else ``spptapN``."""
+    conf = dp.config().get("tap", {})
+    if not isinstance(conf, dict):
+        raise PortError(f"{pid}: the stack's 'tap' config must map port numbers to interface names, got {conf!r}")
+    name = conf.get(str(pid.index), f"spptap{pid.index}")
+    if not isinstance(name, str):
+        raise PortError(f"{pid}: the stack's 'tap' config entry {pid.index} must be an interface name, got {name!r}")
+    return name
 
 
 @register_driver("tap")
