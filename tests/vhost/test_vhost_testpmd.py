@@ -235,8 +235,9 @@ def test_worker_traffic_survives_guest_crash(dp: Dataplane, vport: Port, sock: s
             t1.wait_prompt(0, timeout=90)
             t1.cmd("start")
             wait_for(lambda: vport.stats[RX_PACKETS] > 1000, timeout=60, message="echoed traffic")
+            assert w._native is not None  # the compiled loop drives vhost:0 (guest memory by address)
         finally:
-            t1.kill()  # under traffic
+            t1.kill()  # under traffic: the port unmaps the memory only after a grace period
         down = REASON["link_down"]
         wait_for(lambda: vport.stats[down] > 1000, timeout=30, message="link_down drops while the guest is away")
         with guest_pmd(sock, "io") as t2:

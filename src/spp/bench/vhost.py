@@ -12,11 +12,11 @@ on the core spp does not use).  Two directions, one result each:
   nullpmd:1``; the peer forwards ``net_vhost0 → net_null0`` (``no-rx=1``, so it does
   not also transmit towards the guest).  Figure: frames taken from the guest per second.
 
-spp's forwarder is a Worker pinned to ``--core`` (the vhost driver has no compiled
-fast path: the worker's Python loop runs, one compiled call per burst); testpmd's
-forwarding lcore is on the same core.  Each side gets a fresh guest started with the
-same command line (a virtio-user client connects to one backend at a time); the sides
-alternate ``--rounds`` times.  Figures are the best window; books are checked for spp.
+spp's forwarder is a Worker pinned to ``--core`` running the compiled loop (``native``
+in the result says whether it did); testpmd's forwarding lcore is on the same core.
+Each side gets a fresh guest started with the same command line (a virtio-user client
+connects to one backend at a time); the sides alternate ``--rounds`` times.  Figures
+are the best window; books are checked for spp.
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ def _guest(path: str, direction: str, opts: Options, cleanup: Cleanup, *, server
 
 def _spp_side(direction: str, opts: Options, window: float, rounds: int,
               cleanup: Cleanup) -> tuple[list[float], list[float], dict[str, object], str]:
-    """spp forwarding to or from the guest for ``rounds`` windows; (Mpps, Mpps per CPU s, books, guest command)."""
+    """spp forwarding to or from the guest for ``rounds`` windows; (Mpps, Mpps per CPU s, books, guest command).
+
+    The books say whether the worker ran the compiled loop (``native``).
+    """
     import spp.runtime.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
@@ -92,6 +95,7 @@ def _spp_side(direction: str, opts: Options, window: float, rounds: int,
         time.sleep(min(window, 0.5))  # warm-up: caches, the guest's rings settle
         tid = w._thread.native_id
         assert tid is not None
+        native = w._native is not None
         wall: list[float] = []
         per_cpu: list[float] = []
         for _ in range(rounds):
@@ -111,7 +115,8 @@ def _spp_side(direction: str, opts: Options, window: float, rounds: int,
         n_drops = int(src.stats[DROP_BASE:].sum() + dst.stats[DROP_BASE:].sum())
         ports.close_all()
         wait_for(lambda: dp.free_count == dp.n_bufs, timeout=5, message="pool whole")
-        books: dict[str, object] = {"exact": rx == sent + n_drops and dp.double_frees == 0, "spp_drops": drops}
+        books: dict[str, object] = {"exact": rx == sent + n_drops and dp.double_frees == 0, "spp_drops": drops,
+                                    "native": native}
         return wall, per_cpu, books, guest.command
     finally:
         inner.run()
@@ -165,6 +170,7 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         theirs: list[float] = []
         theirs_cpu: list[float] = []
         exact = True
+        native = True
         spp_drops: dict[str, object] = {}
         peer_error = None
         peer_command = guest_command = None
@@ -173,6 +179,7 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
             ours += w
             ours_cpu += c
             exact = exact and bool(books["exact"])
+            native = native and bool(books["native"])
             spp_drops = dict(books["spp_drops"])  # type: ignore[call-overload]
             if opts.peer and peer_error is None:
                 try:
@@ -183,7 +190,7 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
                 theirs += w
                 theirs_cpu += c
         extra: dict[str, object] = {
-            "direction": direction, "size": opts.size, "rounds": rounds, "exact": exact, "native": False,
+            "direction": direction, "size": opts.size, "rounds": rounds, "exact": exact, "native": native,
             "mpps_median": round(median(ours), 4), "mpps_per_cpu": round(max(ours_cpu), 4),
             "spp_windows": [round(x, 4) for x in ours], "spp_drops_last_round": spp_drops,
             "guest_command": guest_command,

@@ -13,6 +13,9 @@ from spp.runtime.stats import RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_a
 KIND_NONE = 0
 KIND_NULL = 1
 KIND_RING = 2
+#: A vhost-user port (its compiled bodies are in :mod:`spp.ports.vhost_ring`; the
+#: worker loop reaches guest memory through :meth:`spp.ports.vhost_port.VhostPort.native_view`).
+KIND_VHOST = 3
 
 #: ``ctrl`` word marking a ring as created (between the producer head and tail lines).
 RING_ACTIVE = 4

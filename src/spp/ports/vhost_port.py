@@ -22,7 +22,15 @@ queue (what spp receives).  The compiled bodies are in :mod:`spp.ports.vhost_rin
 We poll: ``used.flags`` carries ``VRING_USED_F_NO_NOTIFY`` so the guest does not kick
 us, and we signal the call eventfd after a burst only when the guest did not set
 ``VRING_AVAIL_F_NO_INTERRUPT`` (DPDK's virtio-user polls and sets it).  A lock per
-port keeps the control thread from changing or unmapping guest memory under a burst.
+port keeps the control thread from changing or unmapping guest memory under a burst
+of :meth:`rx_burst`/:meth:`tx_burst`; a spin lock per queue (in the compiled bodies)
+keeps two threads out of one queue.
+
+The compiled worker loop drives vhost ports itself (:meth:`VhostPort.native_view`):
+it reaches guest memory through the address the plan recorded, without the port's
+lock.  So a memory change (a new ``SET_MEM_TABLE``, a disconnect) stops the queues,
+bumps the plan generation (workers rebuild their plans) and waits for a grace period
+(:func:`spp.runtime.quiesce.synchronize`) before unmapping the old memory.
 
 Accounting (every lost frame counted once, on this port's row):
 
@@ -56,6 +64,7 @@ from typing import Any, Final
 import numpy as np
 
 from spp.ports.base import Port, PortError, PortId
+from spp.ports.native import KIND_VHOST
 from spp.ports.vhost_mem import GuestMemory, GuestMemoryError, Region
 from spp.ports.vhost_ring import (
     Q_AVAIL,
@@ -63,7 +72,9 @@ from spp.ports.vhost_ring import (
     Q_CALL,
     Q_COLS,
     Q_DESC,
+    Q_HDR,
     Q_LAST_AVAIL,
+    Q_MRG,
     Q_NUM,
     Q_READY,
     Q_USED,
@@ -72,6 +83,7 @@ from spp.ports.vhost_ring import (
     guest_to_pool,
     pool_to_guest,
 )
+from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane, pool_free
 from spp.runtime.stats import REASON, stat_add
 
@@ -199,6 +211,7 @@ class VhostPort(Port):
     """A vhost-user backend port; see the module docstring."""
 
     ptype = "vhost"
+    native_kind = KIND_VHOST
 
     def __init__(self, dp: Dataplane, pid: PortId, path: str | None = None, client: bool = False) -> None:
         super().__init__(dp, pid)
@@ -311,6 +324,42 @@ class VhostPort(Port):
             stat_add(self.stats, _LINK_DOWN, n)
             pool_free(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, bufs, 0, n)
         return n
+
+    def native_view(self) -> tuple[int, int, int, np.ndarray]:
+        """What the compiled worker loop needs: ``(mem address, mem size, state address, regs)``.
+
+        Address 0 when no guest memory is mapped (the queues are down).  The values
+        stay valid until the plan generation changes and a grace period has passed.
+        """
+        with self._lock:
+            mem = self._mem
+            state = self.state.__array_interface__["data"][0]
+            if mem is None or mem.closed:
+                return 0, 0, state, np.zeros((1, 4), np.int64)
+            return mem.mem.__array_interface__["data"][0], mem.size, state, mem.regs.copy()
+
+    def after_native(self) -> None:
+        """After a compiled loop call touched the queues: signal the guest where it asked to be."""
+        for qi in (RXQ, TXQ):
+            q = self.state[qi]
+            if q[Q_CALL]:
+                q[Q_CALL] = 0
+                self._notify(qi)
+            if q[Q_BROKEN] and q[Q_READY] and not self._broken_logged:
+                self._broken_logged = True
+                log.error("%s: the guest's queue %d published an impossible avail index; queue ignored until "
+                          "the guest sets it up again", self.id, qi)
+
+    def _memory_changed(self, old: GuestMemory | None) -> None:
+        """Workers rebuild their plans; ``old`` is unmapped once none can still be using it."""
+        self._callbacks_changed()  # the plan generation: a memory change is a plan change too
+        if old is None:
+            return
+        if quiesce.synchronize():
+            old.close()
+        else:  # leak it rather than unmap memory a worker may still read
+            log.warning("%s: a worker did not pass a quiescent point in time; the old guest memory stays mapped",
+                        self.id)
 
     def _notify(self, qi: int) -> None:
         fd = self._call_fds[qi]
@@ -463,6 +512,8 @@ class VhostPort(Port):
                 s.features = feats & OFFERED_FEATURES
                 self._hdr_len = s.hdr_len
                 self._mrg = s.mrg
+                self.state[:, Q_HDR] = self._hdr_len
+                self.state[:, Q_MRG] = int(self._mrg)
         elif req == GET_PROTOCOL_FEATURES:
             self._reply(conn, req, struct.pack("<Q", OFFERED_PROTOCOL_FEATURES))
             replied = True
@@ -557,8 +608,7 @@ class VhostPort(Port):
             self._regs = mem.regs
             for i in range(MAX_QUEUES):
                 self.state[i, Q_READY] = 0  # re-translated by _update_queues
-        if old is not None:
-            old.close()
+        self._memory_changed(old)
         return True
 
     def _update_queues(self) -> bool:
@@ -600,6 +650,8 @@ class VhostPort(Port):
                     base = used_idx
                 q[Q_LAST_AVAIL] = base
                 q[Q_USED_IDX] = base
+                q[Q_HDR] = self._hdr_len
+                q[Q_MRG] = int(self._mrg)
                 mem.mem16[used >> 1] = VRING_USED_F_NO_NOTIFY
                 q[Q_READY] = 1
                 log.info("%s: queue %d running (%d descriptors)", self.id, i, num)
@@ -620,7 +672,7 @@ class VhostPort(Port):
             _close_fd(v.kick_fd)
             _close_fd(v.call_fd)
         if mem is not None:
-            mem.close()
+            self._memory_changed(mem)
 
     # -- Port API ---------------------------------------------------------------
 

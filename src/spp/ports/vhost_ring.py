@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from spp.ports.vhost_mem import R_GPA, R_HOST, R_SIZE
-from spp.runtime.atomics import load_acquire, store_release
+from spp.runtime.atomics import atomic_cas, load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, pool_alloc, pool_free
 from spp.runtime.stats import ERRORS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
@@ -48,6 +48,9 @@ Q_LAST_AVAIL: Final = 5  # next avail entry to take (free-running, taken mod 2**
 Q_USED_IDX: Final = 6  # our used.idx (free-running, stored mod 2**16)
 Q_CALL: Final = 7  # set to 1 when the guest wants an interrupt for what we just did
 Q_BROKEN: Final = 8  # 1: the guest published an impossible avail.idx; queue ignored
+Q_LOCK: Final = 9  # spin lock: 1 while a burst uses the queue (two threads may reach one queue)
+Q_HDR: Final = 10  # virtio-net header length negotiated (10 or 12), set before Q_READY
+Q_MRG: Final = 11  # 1: mergeable receive buffers negotiated, set before Q_READY
 Q_COLS: Final = 16
 
 VRING_DESC_F_NEXT: Final = 1
@@ -106,11 +109,40 @@ def _avail_head(m16: np.ndarray, q: np.ndarray, i: int) -> int:
     return int(m16[(q[Q_AVAIL] >> 1) + 2 + ((q[Q_LAST_AVAIL] + i) & 0xFFFF) % q[Q_NUM]])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lock(q: np.ndarray) -> None:
+    """Take the queue's spin lock (held for one burst; contention is rare: a worker and a
+    Python mirror, or two components, reaching the same queue)."""
+    while atomic_cas(q, Q_LOCK, 0, 1) != 0:
+        pass
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unlock(q: np.ndarray) -> None:
+    store_release(q, Q_LOCK, 0)
+
+
 @njit(cache=True, nogil=True)
 def guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                   q: np.ndarray, hdr_len: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
                   meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int,
                   out: np.ndarray, n: int) -> int:
+    """Receive from the guest's transmit queue into fresh pool buffers ``out[:k]``; return ``k``.
+
+    Holds the queue's lock for the burst; see :func:`_guest_to_pool`.
+    """
+    _lock(q)
+    k = _guest_to_pool(mem, m16, m32, m64, regs, q, hdr_len, pctrl, pslots, refcnt, meta, data, header, stats,
+                       slot, out, n)
+    _unlock(q)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
+                   q: np.ndarray, hdr_len: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+                   meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int,
+                   out: np.ndarray, n: int) -> int:
     """Receive from the guest's transmit queue into fresh pool buffers ``out[:k]``; return ``k``.
 
     Takes at most ``n`` avail chains, and no more than the pool can hold (what is left
@@ -229,7 +261,7 @@ def _chain_room(m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndar
 
 @njit(cache=True, nogil=True)
 def _fill_chain(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
-                q: np.ndarray, head: int, hdr: np.ndarray, hdr_len: int, data: np.ndarray, b: int, off: int,
+                q: np.ndarray, head: int, heads: int, hdr_len: int, data: np.ndarray, b: int, off: int,
                 pos: int, need: int) -> int:
     """Write stream bytes ``[pos, need)`` (header then frame) into the chain; return the new ``pos``."""
     num = q[Q_NUM]
@@ -242,9 +274,11 @@ def _fill_chain(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarr
             h = translate(regs, int(m64[o >> 3]), ln)
             c = min(ln, need - pos)
             while c > 0:
-                if pos < hdr_len:
+                if pos < hdr_len:  # the virtio-net header: zero but num_buffers (bytes 10, 11)
                     t = min(c, hdr_len - pos)
-                    mem[h : h + t] = hdr[pos : pos + t]
+                    for x in range(t):
+                        p = pos + x
+                        mem[h + x] = heads & 0xFF if p == 10 else (heads >> 8) & 0xFF if p == 11 else 0
                 else:
                     t = c
                     s = off + pos - hdr_len
@@ -265,6 +299,22 @@ def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
                   stats: np.ndarray, slot: int, ids: np.ndarray, n: int) -> int:
     """Transmit ``ids[:n]`` into the guest's receive queue; return how many were taken (a prefix).
 
+    Holds the queue's lock for the burst; see :func:`_pool_to_guest`.
+    """
+    _lock(q)
+    k = _pool_to_guest(mem, m16, m32, m64, regs, q, hdr_len, mrg, pctrl, pslots, refcnt, meta, data, header,
+                       stats, slot, ids, n)
+    _unlock(q)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
+                   q: np.ndarray, hdr_len: int, mrg: bool, pctrl: np.ndarray, pslots: np.ndarray,
+                   refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray, header: np.ndarray,
+                   stats: np.ndarray, slot: int, ids: np.ndarray, n: int) -> int:
+    """Transmit ``ids[:n]`` into the guest's receive queue; return how many were taken (a prefix).
+
     Each frame gets a zeroed virtio-net header (``num_buffers`` set when ``hdr_len`` is
     12) and the frame bytes.  With mergeable rx buffers a frame may span several avail
     chains; without, it must fit one chain, and a frame too big for the chain at hand
@@ -277,7 +327,6 @@ def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
     cnt = _avail_count(m16, q)
     if cnt <= 0:
         return 0
-    hdr = np.zeros(12, np.uint8)
     row = stats[slot]
     used = 0  # avail chains consumed
     k = 0
@@ -317,13 +366,11 @@ def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
                 continue
             break  # wait for more chains (the rest of the burst is the caller's)
         # Pass 2: write header + frame across the chains, one used entry per chain.
-        hdr[10] = heads & 0xFF
-        hdr[11] = (heads >> 8) & 0xFF
         pos = 0
         for j in range(heads):
             head = _avail_head(m16, q, used + j)
             before = pos
-            pos = _fill_chain(mem, m16, m32, m64, regs, q, head, hdr, hdr_len, data, b, off, pos, need)
+            pos = _fill_chain(mem, m16, m32, m64, regs, q, head, heads, hdr_len, data, b, off, pos, need)
             _put_used(m32, m16, q, head, pos - before)
         used += heads
         nbytes += flen

@@ -50,10 +50,13 @@ from numba import njit
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
 from spp.mirror.engine import STAT_COLS
 from spp.mirror.filters import N_PARAMS, select_frames
-from spp.ports.native import KIND_NULL, KIND_RING
+from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
+from spp.ports.vhost_port import RXQ, TXQ
+from spp.ports.vhost_ring import Q_BROKEN, Q_CALL, Q_COLS, Q_HDR, Q_MRG, Q_READY, guest_to_pool, pool_to_guest
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM
+from spp.runtime.rawmem import raw_array
 from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 #: The local cache is trimmed back to ``LC_KEEP`` buffers when it grows past ``LC_CAP``.
@@ -73,9 +76,18 @@ _MIRROR_FULL = REASON["mirror_full"]
 #: the mirror's own statistics row in ``mtab`` (-1: the worker adds them after the call).
 MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT, MI_SROW = range(7)
 MI_COLS = 7
-#: Words of ``flags`` the loop sets for the worker: component drops were counted.
+#: Words of ``flags`` the loop sets for the worker: component drops were counted; a
+#: vhost queue wants a call (interrupt) or turned broken.
 F_CDROPS = 0
+F_VHOST = 1
 N_FLAGS = 4
+#: Columns of a vhost port's row in ``vh``: guest memory address (0: none mapped) and
+#: size, address of the port's queue state (``Q_COLS`` int64 per queue), first row and
+#: count of its region table (stored in ``vh`` itself, after the ports' rows).
+VH_MEM, VH_SIZE, VH_STATE, VH_REG0, VH_NREG = range(5)
+VH_COLS = 5
+_QROW = 8 * Q_COLS
+_LINK_DOWN = REASON["link_down"]
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
 MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
@@ -135,7 +147,7 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
 
 @njit(cache=True, nogil=True, inline="always")
 def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
-             macc: np.ndarray, mmask: np.ndarray, msel: np.ndarray, mout: np.ndarray, data: np.ndarray,
+             macc: np.ndarray, msel: np.ndarray, data: np.ndarray,
              meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
              stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int,
              known_bytes: int) -> None:
@@ -173,7 +185,7 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
             for i in range(n):
                 msel[i] = bufs[i]
         else:
-            k = select_frames(data, meta, bufs, n, mmask, False, mparams[m], mvlan[m], msel)
+            k = select_frames(data, meta, bufs, n, mvlan[m], False, mparams[m], mvlan[m], msel)
             macc[m, 1] += n - k
         if k == 0:
             continue
@@ -204,26 +216,89 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
                 atomic_add(refcnt, msel[i], -1)
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _vhost_rx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray,
+              n: int, flags: np.ndarray) -> int:
+    """Receive up to ``n`` frames from vhost port ``vh[v]``'s guest transmit queue into ``out``."""
+    addr = vh[v, VH_MEM]
+    if addr == 0:
+        return 0
+    q = raw_array(vh[v, VH_STATE] + _QROW * TXQ, Q_COLS, np.int64)
+    if q[Q_READY] == 0:
+        return 0
+    size = vh[v, VH_SIZE]
+    r0 = vh[v, VH_REG0]
+    k: int = guest_to_pool(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
+                           raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
+                           vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], pctrl, pslots, refcnt, meta, data, header,
+                           stats, slot, out, n)
+    if q[Q_CALL] or q[Q_BROKEN]:
+        flags[F_VHOST] = 1
+    return k
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _vhost_tx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray,
+              n: int, flags: np.ndarray) -> int:
+    """Send ``ids[:n]`` into vhost port ``vh[v]``'s guest receive queue; return how many it took.
+
+    -1: the queue is not running (no guest memory, not ready, or broken): nothing taken.
+    """
+    addr = vh[v, VH_MEM]
+    if addr == 0:
+        return -1
+    q = raw_array(vh[v, VH_STATE] + _QROW * RXQ, Q_COLS, np.int64)
+    k = -1
+    if q[Q_READY] != 0 and q[Q_BROKEN] == 0:
+        size = vh[v, VH_SIZE]
+        r0 = vh[v, VH_REG0]
+        k = pool_to_guest(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
+                          raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
+                          vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], q[Q_MRG] != 0, pctrl, pslots, refcnt, meta,
+                          data, header, stats, slot, ids, n)
+        if k == 0 and q[Q_BROKEN] != 0:
+            k = -1
+    if q[Q_CALL] or q[Q_BROKEN]:
+        flags[F_VHOST] = 1
+    return k
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
            txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
            data: np.ndarray, stats: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray,
-           minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray, mmask: np.ndarray,
-           msel: np.ndarray, mout: np.ndarray) -> int:
-    """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill."""
+           minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray,
+           msel: np.ndarray, vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
+    """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill.
+
+    A vhost port counts its own tx (as its ``tx_burst`` does); a vhost port whose
+    guest receive queue is not running takes the burst and counts it ``link_down``.
+    """
     n = txcnt[t]
     if n == 0:
         return ln
     txcnt[t] = 0
     if tx_mn[t]:
-        _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data, meta, refcnt,
+        _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
                  pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
         return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
+    if tx_kind[t] == KIND_VHOST:
+        k = _vhost_tx(vh, tx_arg[t], pctrl, pslots, refcnt, meta, data, header, stats, tx_slot[t], txbuf[t], n,
+                      flags)
+        if k < 0:  # the guest's receive queue is not running
+            stat_add(stats[tx_slot[t]], _LINK_DOWN, n)
+            return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
+        if k < n:
+            txd[t] += n - k
+            ln = _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, k, n - k, lc, ln)
+        return ln
     r = tx_arg[t]
     k = ringcore.ring_enqueue(ring_ctrl[r], ring_slots[r], txbuf[t], 0, n)
     if k:
@@ -357,8 +432,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
               lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
               tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
-              mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, mmask: np.ndarray,
-              msel: np.ndarray, mout: np.ndarray) -> int:
+              mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray,
+              msel: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -429,8 +504,11 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         for i in range(k):
                             rxb[c, r] += meta[dst[cnt + i], 1]
                         rxp[c, r] += k
+                elif kind == KIND_VHOST and room > 0:  # counts its own rx, as its rx_burst does
+                    k = _vhost_rx(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
+                                  dst[cnt : cnt + room], room, flags)
                 if k and rx_mn[c, r]:
-                    _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, mmask, msel, mout, data,
+                    _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
                              k * rx_arg[c, r] if kind == KIND_NULL else -1)
                 got += k
@@ -439,7 +517,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     if cnt + k >= burst:
                         ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
                                     tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     continue
                 o = tab_off[c]
                 for i in range(k):
@@ -452,7 +530,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         if txcnt[t] >= burst:
                             ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
                                         tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     elif code == 1:
                         if y - x > 1:
                             atomic_add(refcnt, b, y - x - 1)
@@ -463,7 +541,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                             if txcnt[t] >= burst:
                                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
                                             tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     else:
                         cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
                         ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
@@ -472,7 +550,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
             for t in range(ntx):
                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                             txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
@@ -483,7 +561,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
     for t in range(ntx):
         ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                     txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, mmask, msel, mout)
+                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total
@@ -499,7 +577,7 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
                     tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray,
                     mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
-                    macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray) -> int:
+                    macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
 
     Component ``c`` (``ctype[c]``: :data:`CT_FORWARD` for forward/merge,
@@ -515,7 +593,10 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     mirror ``m`` is ``minfo[m]`` (``MI_*`` columns), ``mparams[m]``/``mvlan[m]`` its
     filters, and its statistics are added to its row ``minfo[m, MI_SROW]`` of ``mtab``
     (or left in ``macc[m]`` when that is -1).  ``flags`` (``F_*`` words) tell the
-    worker what it has to settle after the call.  On return every ``txcnt`` is 0, every counter
+    worker what it has to settle after the call.  vhost port ``v`` (rx/tx arg) is row
+    ``vh[v]`` (``VH_*`` columns); its region table (:mod:`spp.ports.vhost_mem` ``R_*``
+    columns) is rows ``vh[v, VH_REG0]:+vh[v, VH_NREG]`` of the same array, after the
+    ports' rows.  Its guest memory must stay mapped for the whole call.  On return every ``txcnt`` is 0, every counter
     is up to date and every free buffer is back in the pool ring.
     """
     ncomp = n_rx.shape[0]
@@ -529,14 +610,12 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     cdrops_acc = np.zeros(cdrops.shape, np.int64)
     lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1] + burst, np.int32)
     rxs = np.empty(max(burst, 1), np.int32)
-    mmask = np.zeros(1, np.bool_)
     msel = np.empty(txbuf.shape[1] + burst, np.int32)
-    mout = np.empty(txbuf.shape[1] + burst, np.int32)
     total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
                            rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
                            tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
                            txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_moff, tx_mn, mlist, minfo, mparams,
-                           mvlan, macc, mtab, flags, mmask, msel, mout)
+                           mvlan, macc, mtab, flags, vh, msel)
     return total
 
 
@@ -565,4 +644,5 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
                                np.zeros(tx_kind.shape[0], np.int64), np.zeros(tx_kind.shape[0], np.int64),
                                _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
                                np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64),
-                               np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64)))
+                               np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64),
+                               np.zeros((1, VH_COLS), np.int64)))

@@ -34,10 +34,22 @@ from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.mirror.engine import PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
-from spp.ports.native import KIND_NULL, KIND_RING
+from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
 from spp.ports.null import NullPort
+from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import CT_CLASSIFIER, CT_FORWARD, F_CDROPS, MA_TXP, MI_COLS, N_FLAGS, native_run_plan
+from spp.runtime.native_loop import (
+    CT_CLASSIFIER,
+    CT_FORWARD,
+    F_CDROPS,
+    F_VHOST,
+    MA_TXP,
+    MI_COLS,
+    N_FLAGS,
+    VH_COLS,
+    VH_REG0,
+    native_run_plan,
+)
 from spp.runtime.stats import N_FIELDS, REASON, stat_add
 
 log = logging.getLogger(__name__)
@@ -134,9 +146,24 @@ class _NativePlan:
         tabs: list[np.ndarray] = []
         self.tab_off = np.zeros(n, np.int64)
         at = 0
+        self.vhost_ports: list[Port] = []
+        vrows: list[tuple[int, int, int, int, int]] = []
+        vregs: list[np.ndarray] = []
+
+        def native(port: Port) -> tuple[int, int]:
+            kind, arg = port.native()
+            if kind != KIND_VHOST:
+                return kind, arg
+            if port not in self.vhost_ports:
+                addr, size, state, regs = port.native_view()  # type: ignore[attr-defined]
+                vrows.append((addr, size, state, 0, len(regs)))
+                vregs.append(regs)
+                self.vhost_ports.append(port)
+            return kind, self.vhost_ports.index(port)
+
         for i, c in enumerate(comps):
             for j, a in enumerate(c.rx):
-                self.rx_kind[i, j], self.rx_arg[i, j] = a.port.native()
+                self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port)
                 self.rx_slot[i, j] = a.port.slot
                 if isinstance(a.port, NullPort) and a.port.templates is not None:
                     self.rx_tmpl[i, j] = sum(len(r) for r in rows)
@@ -152,8 +179,18 @@ class _NativePlan:
                 tabs.append(comp.table.packed)
                 at += len(comp.table.packed)
         txs = [a for c in comps for a in c.tx]
-        self.tx_kind = np.array([a.port.native()[0] for a in txs], np.int64)
-        self.tx_arg = np.array([a.port.native()[1] for a in txs], np.int64)
+        tx_native = [native(a.port) for a in txs]
+        self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
+        self.tx_arg = np.array([a for _, a in tx_native], np.int64)
+        # vhost rows, then their region tables (padded to VH_COLS columns) in the same array
+        self.vh = np.zeros((max(len(vrows) + sum(len(r) for r in vregs), 1), VH_COLS), np.int64)
+        reg_at = len(vrows)
+        for k, row in enumerate(vrows):
+            self.vh[k] = row
+            self.vh[k, VH_REG0] = reg_at
+            regs = vregs[k]
+            self.vh[reg_at : reg_at + len(regs), : regs.shape[1]] = regs
+            reg_at += len(regs)
         self.tx_slot = np.array([a.port.slot for a in txs], np.int64)
         self.tmpl = np.zeros((max(sum(len(r) for r in rows), 1), width), np.uint8)
         k = 0
@@ -232,6 +269,10 @@ class _NativePlan:
                 for col in np.flatnonzero(acc[k, :MA_TXP]):  # the rest is the destination's, already added
                     stat_add(row, int(col), int(acc[k, col]))
                 acc[k, :MA_TXP] = 0
+        if self.flags[F_VHOST]:
+            self.flags[F_VHOST] = 0
+            for port in self.vhost_ports:
+                port.after_native()  # type: ignore[attr-defined]
         if self.flags[F_CDROPS]:
             self.flags[F_CDROPS] = 0
             cd = self.cdrops
@@ -377,6 +418,7 @@ class Worker:
     def _run(self) -> None:
         if self.pin:
             _pin(self.core)
+        quiesce.register(self)
         current: WorkerPlan | None = None
         cb_gen = -1
         idle = 0
@@ -401,6 +443,8 @@ class Worker:
         except BaseException as e:  # report, never die silently
             self.error = e
             log.exception("worker on core %d failed", self.core)
+        finally:
+            quiesce.unregister(self)
 
     def _run_native(self) -> int:
         npn = self._native
@@ -412,7 +456,7 @@ class Worker:
                                   npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
                                   npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
                                   REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_moff, npn.tx_mn, npn.mlist,
-                                  npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags))
+                                  npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags, npn.vh))
         npn.settle()
         return got
 
