@@ -283,3 +283,30 @@ def test_bad_tap_config_is_explained(dp: Dataplane) -> None:
         open_port(dp, "tap:0")
     with pytest.raises(PortError, match="invalid TAP name 'tap%d'"):
         open_port(dp, "tap:0", name="tap%d")
+
+
+def test_primary_names_taps_for_wire_commands(dp: Dataplane) -> None:
+    """``spp-primary --tap N=IFNAME`` (or ``--vdev net_tapN,iface=...``) → config → ``port add tap:N``."""
+    from spp.control.manager import Manager
+    from spp.control.primary import parse_options, parse_taps
+
+    name = unique_ifname("spptap")
+    assert parse_options(["--tap", f"3={name},4=tapB"]).tap == {"3": name, "4": "tapB"}
+    assert parse_options(["-l", "0", "--vdev", f"net_tap3,iface={name}", "--vdev", "net_ring0", "--",
+                          "-s", "127.0.0.1:5555"]).tap == {"3": name}
+    for bad, message in (("x", "expected N=IFNAME"), ("64=a", "tap:64 out of range"), ("0=a,1=a", "named twice"),
+                         ("0=a/b", "expected N=IFNAME")):
+        with pytest.raises(SystemExit):
+            parse_options(["--tap", bad])
+        with pytest.raises(ValueError, match=message):
+            parse_taps([bad])
+    dp.set_config({"phy": [], "tap": {"3": name}})  # what spp-primary writes
+    m = Manager(dp, cores=[0, 1], pin=False)
+    try:
+        assert m.execute("component start f1 1 forward") == {"results": [{"result": "success"}]}
+        assert m.execute("port add tap:3 rx f1") == {"results": [{"result": "success"}]}
+        port = m.port("tap:3")
+        assert isinstance(port, TapPort) and port.name == name and os.path.exists(f"/sys/class/net/{name}")
+    finally:
+        m.exit()
+    assert not os.path.exists(f"/sys/class/net/{name}")

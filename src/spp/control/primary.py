@@ -57,7 +57,7 @@ from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import ringcore
-from spp.runtime.dataplane import PORT_TYPES, Dataplane, Layout
+from spp.runtime.dataplane import PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
 from spp.runtime.stats import row_to_dict
 
 LOG = logging.getLogger("spp.primary")
@@ -454,6 +454,8 @@ class Options:
     lcores: list[int]
     programs: dict[str, list[str]]
     log_level: str
+    #: ``tap:N`` interface names (``{"N": IFNAME}``) for the stack's config; unnamed ones are ``spptapN``.
+    tap: dict[str, str] = field(default_factory=dict)
 
 
 def parse_cores(text: str) -> list[int]:
@@ -486,7 +488,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="command that runs secondaries of KIND (vf, mirror) on launch (default: spp-vf / spp-mirror)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
+                        help="interface name of tap:N (default spptapN; comma list; DPDK form: "
+                             "--vdev net_tapN,iface=IFNAME before --)")
     return parser
+
+
+def parse_taps(items: Sequence[str]) -> dict[str, str]:
+    """``["0=a,1=b"]`` → ``{"0": "a", "1": "b"}``; ``ValueError`` explains bad text."""
+    taps: dict[str, str] = {}
+    for item in (x for arg in items for x in arg.split(",") if x):
+        index, sep, name = item.partition("=")
+        if not sep or not index.isdigit() or not 0 < len(name) <= 15 or any(c in name for c in "/% "):
+            raise ValueError(f"--tap {item!r}: expected N=IFNAME (e.g. 0=tapA; 1..15 characters, no '/', '%' "
+                             "or spaces)")
+        key = str(int(index))
+        if int(index) >= PER_TYPE_SLOTS:
+            raise ValueError(f"--tap {item!r}: tap:{key} out of range: index must be 0..{PER_TYPE_SLOTS - 1}")
+        if key in taps or name in taps.values():
+            raise ValueError(f"--tap {item!r}: tap:{key} or {name!r} is named twice")
+        taps[key] = name
+    return taps
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -499,6 +521,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         eal_parser = argparse.ArgumentParser(add_help=False)
         eal_parser.add_argument("-l", dest="lcores")
         eal_parser.add_argument("--file-prefix")
+        eal_parser.add_argument("--vdev", action="append", default=[])
         eal_known, _ = eal_parser.parse_known_args(eal)
         # After "--", SPP's -n is the number of rings.
         app = ["--rings" if a == "-n" else a for a in app]
@@ -507,12 +530,18 @@ def parse_options(argv: Sequence[str]) -> Options:
             extra += ["-l", eal_known.lcores]
         if eal_known.file_prefix:
             extra += ["--file-prefix", eal_known.file_prefix]
+        for vdev in eal_known.vdev:  # DPDK's TAP PMD: net_tapN,iface=IFNAME names tap:N
+            dev, *kvs = vdev.split(",")
+            iface = dict(kv.partition("=")[::2] for kv in kvs).get("iface")
+            if dev.startswith("net_tap") and dev[7:].isdigit() and iface:
+                extra += ["--tap", f"{int(dev[7:])}={iface}"]
         args = parser.parse_args([*extra, *app])
     else:
         args = parser.parse_args(argv)
     try:
         server = parse_address(args.server, 5555)
         lcores = parse_cores(args.lcores)
+        taps = parse_taps(args.tap)
     except ValueError as exc:
         parser.error(str(exc))
     phy = [name for item in args.phy for name in item.split(",") if name]
@@ -535,7 +564,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         layout.check()
     except ValueError as exc:
         parser.error(str(exc))
-    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level)
+    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level, taps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -548,7 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spp-primary: {exc}", file=sys.stderr)
         return 2
     try:
-        dp = Dataplane.create(opts.file_prefix, opts.layout, config={"phy": opts.phy})
+        config: dict[str, Any] = {"phy": opts.phy, **({"tap": opts.tap} if opts.tap else {})}
+        dp = Dataplane.create(opts.file_prefix, opts.layout, config=config)
     except FileExistsError as exc:
         print(f"spp-primary: the data plane {opts.file_prefix!r} already exists ({exc.filename}): another "
               "spp-primary uses this --file-prefix, or one was killed and secondaries may still use its "

@@ -239,9 +239,9 @@ class TapPort(Port):
             raise PortError(
                 f"{pid}: cannot attach TAP {name!r}: the name is taken by an interface this stack did not "
                 f"create (another spp stack's {pid.ptype}:{pid.index}, a VM's tap or another device); choose "
-                f"another name with the option name=IFNAME or the stack config "
-                f"{{\"tap\": {{\"{pid.index}\": \"IFNAME\"}}}}, delete the interface, or pass attach=True to "
-                f"attach to a persistent TAP device on purpose")
+                f"another name (spp-primary --tap {pid.index}=IFNAME, i.e. the stack config "
+                f"{{\"tap\": {{\"{pid.index}\": \"IFNAME\"}}}}, or the port option name=IFNAME), delete the "
+                f"interface, or pass attach=True to attach to a persistent TAP device on purpose")
 
     def _tunsetiff(self, name: str, flags: int, existed: bool) -> tuple[int, str]:
         """Open ``/dev/net/tun`` and bind it to TAP ``name``; return (fd, the device's name).
