@@ -10,15 +10,16 @@ own router solicitations and MLD reports do not pollute the port.
 
 Naming (interface names are host-wide, while ``tap:N`` is per stack): option
 ``name=IFNAME``, else the stack's config ``{"tap": {"N": "IFNAME"}}``, else SPP's
-``spptapN``.  A name already taken by an interface this process did not open — another
-spp stack's ``tap:N`` (a different ``--file-prefix``), a VM's tap, any other device —
-is refused with an error naming it and the ways to choose another; ``attach=True``
-attaches to an existing (persistent, e.g. ``ip tuntap add NAME mode tap``) TAP device
-on purpose.  Creation itself is collision-proof: the device is made under a
-kernel-chosen temporary name (``spptmp%d``) and renamed to the wanted one, which the
-kernel refuses atomically if the name was taken meanwhile.  The queues of one
-multi-queue port (``tap:Nnq1``... with ``multi_queue=True``) attach to the device their
-port created in the same stack and process.
+``spptapN`` (spp-primary ``--tap N=IFNAME`` writes that config).  A name already taken
+by an interface this stack did not create — another spp stack's ``tap:N`` (a different
+``--file-prefix``, even in this process), a VM's tap, any other device — is refused
+with an error naming it and the ways to choose another; ``attach=True`` attaches to an
+existing (persistent, e.g. ``ip tuntap add NAME mode tap``) TAP device on purpose.
+Creation itself is collision-proof: the device is made under a kernel-chosen temporary
+name (``spptmp%d``) and renamed to the wanted one, which the kernel refuses atomically
+if the name was taken meanwhile.  The queues of one multi-queue port (``tap:Nnq1``...
+with ``multi_queue=True``) attach to the device their port created in the same stack
+and process.
 
 Each frame costs one system call (a TAP has no batch interface), so the compiled burst
 loops call ``readv``/``write`` directly, without the GIL and without a Python object per
