@@ -28,7 +28,7 @@ guest does not leak it).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numba import njit
@@ -36,6 +36,7 @@ from numba import njit
 from spp.ports.vhost_mem import R_GPA, R_HOST, R_SIZE
 from spp.runtime.atomics import atomic_cas, load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, pool_alloc, pool_free
+from spp.runtime.rawmem import copy_bytes
 from spp.runtime.stats import ERRORS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 # Columns of a queue's state row.
@@ -59,12 +60,15 @@ VRING_DESC_F_INDIRECT: Final = 4
 VRING_AVAIL_F_NO_INTERRUPT: Final = 1
 VRING_USED_F_NO_NOTIFY: Final = 1
 
+#: Compiled without numba's reference counting (no allocation here): an array view or a
+#: call would otherwise cost an atomic increment/decrement pair, per frame.
+_NO_NRT: dict[str, Any] = {"_nrt": False}
 _RUNT = REASON["runt"]
 _TOO_LONG = REASON["too_long"]
 _BAD = REASON["bad_frame"]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def translate(regs: np.ndarray, addr: int, length: int) -> int:
     """Offset in ``mem`` of guest range ``[addr, addr+length)``, or -1 if no region holds it all."""
     for r in range(regs.shape[0]):
@@ -74,17 +78,17 @@ def translate(regs: np.ndarray, addr: int, length: int) -> int:
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _put_used(m32: np.ndarray, m16: np.ndarray, q: np.ndarray, head: int, written: int) -> None:
     num = q[Q_NUM]
     u = q[Q_USED_IDX]
-    e = (q[Q_USED] + 4 + 8 * (u % num)) >> 2
+    e = (q[Q_USED] + 4 + 8 * (u & (num - 1))) >> 2
     m32[e] = np.uint32(head)
     m32[e + 1] = np.uint32(written)
     q[Q_USED_IDX] = (u + 1) & 0xFFFF
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _publish(m16: np.ndarray, q: np.ndarray, moved: int) -> None:
     """Release the used entries written so far; ask for a call if the guest wants one."""
     if moved:
@@ -93,7 +97,7 @@ def _publish(m16: np.ndarray, q: np.ndarray, moved: int) -> None:
             q[Q_CALL] = 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _avail_count(m16: np.ndarray, q: np.ndarray) -> int:
     """Entries the guest published that we have not taken; -1 if the index is impossible."""
     idx = load_acquire(m16, (q[Q_AVAIL] >> 1) + 1)
@@ -104,12 +108,12 @@ def _avail_count(m16: np.ndarray, q: np.ndarray) -> int:
     return cnt
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _avail_head(m16: np.ndarray, q: np.ndarray, i: int) -> int:
-    return int(m16[(q[Q_AVAIL] >> 1) + 2 + ((q[Q_LAST_AVAIL] + i) & 0xFFFF) % q[Q_NUM]])
+    return int(m16[(q[Q_AVAIL] >> 1) + 2 + ((q[Q_LAST_AVAIL] + i) & (q[Q_NUM] - 1))])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", **_NO_NRT)
 def _lock(q: np.ndarray) -> None:
     """Take the queue's spin lock (held for one burst; contention is rare: a worker and a
     Python mirror, or two components, reaching the same queue)."""
@@ -117,12 +121,12 @@ def _lock(q: np.ndarray) -> None:
         pass
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", **_NO_NRT)
 def _unlock(q: np.ndarray) -> None:
     store_release(q, Q_LOCK, 0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                   q: np.ndarray, hdr_len: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
                   meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int,
@@ -138,7 +142,7 @@ def guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
     return k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                    q: np.ndarray, hdr_len: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
                    meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int,
@@ -198,7 +202,7 @@ def _guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nd
                 if pos + c > DATA_ROOM:
                     toolong = True
                 else:
-                    data[b, HEADROOM + pos : HEADROOM + pos + c] = mem[h + start : h + start + c]
+                    copy_bytes(data, b * data.shape[1] + HEADROOM + pos, mem, h + start, c)
                 pos += c
             if (fl & VRING_DESC_F_NEXT) == 0:
                 break
@@ -232,7 +236,7 @@ def _guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nd
     return got
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _chain_room(m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray, q: np.ndarray,
                 head: int) -> int:
     """Writable bytes of the chain at ``head``; -1 if the chain is broken."""
@@ -259,7 +263,7 @@ def _chain_room(m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndar
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _fill_chain(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                 q: np.ndarray, head: int, heads: int, hdr_len: int, data: np.ndarray, b: int, off: int,
                 pos: int, need: int) -> int:
@@ -282,7 +286,7 @@ def _fill_chain(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarr
                 else:
                     t = c
                     s = off + pos - hdr_len
-                    mem[h : h + t] = data[b, s : s + t]
+                    copy_bytes(mem, h, data, b * data.shape[1] + s, t)
                 h += t
                 pos += t
                 c -= t
@@ -292,7 +296,7 @@ def _fill_chain(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarr
     return pos
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                   q: np.ndarray, hdr_len: int, mrg: bool, pctrl: np.ndarray, pslots: np.ndarray,
                   refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray, header: np.ndarray,
@@ -308,7 +312,7 @@ def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
     return k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.ndarray, regs: np.ndarray,
                    q: np.ndarray, hdr_len: int, mrg: bool, pctrl: np.ndarray, pslots: np.ndarray,
                    refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray, header: np.ndarray,

@@ -49,3 +49,31 @@ def _raw_array(typingctx: Any, addr: Any, n: Any, dtype: Any) -> Any:
 
 
 raw_array = cast("Callable[[int, int, Any], Any]", _raw_array)
+
+
+@intrinsic
+def _copy_bytes(typingctx: Any, dst: Any, doff: Any, src: Any, soff: Any, n: Any) -> Any:
+    """``copy_bytes(dst, doff, src, soff, n)``: ``n`` bytes from ``src`` to ``dst`` (uint8 arrays,
+    C-contiguous, any number of dimensions; offsets count bytes from the first element)."""
+    for a in (dst, src):
+        if not isinstance(a, types.Array) or a.dtype != types.uint8 or a.layout != "C":
+            return None
+    if not all(isinstance(x, types.Integer) for x in (doff, soff, n)):
+        return None
+    sig = types.void(dst, doff, src, soff, n)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        d, do, s, so, k = args
+        dary = context.make_array(signature.args[0])(context, builder, d)
+        sary = context.make_array(signature.args[2])(context, builder, s)
+        dp = builder.gep(dary.data, [context.cast(builder, do, signature.args[1], types.intp)])
+        sp = builder.gep(sary.data, [context.cast(builder, so, signature.args[3], types.intp)])
+        count = context.cast(builder, k, signature.args[4], types.intp)
+        cgutils.raw_memcpy(builder, dp, sp, count, context.get_constant(types.intp, 1))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: Copy bytes between uint8 arrays with one ``memcpy`` (the two ranges must not overlap).
+copy_bytes = cast("Callable[[Any, int, Any, int, int], None]", _copy_bytes)
