@@ -136,7 +136,7 @@ def guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
     Holds the queue's lock for the burst; see :func:`_guest_to_pool`.
     """
     _lock(q)
-    k = _guest_to_pool(mem, m16, m32, m64, regs, q, hdr_len, pctrl, pslots, refcnt, meta, data, header, stats,
+    k: int = _guest_to_pool(mem, m16, m32, m64, regs, q, hdr_len, pctrl, pslots, refcnt, meta, data, header, stats,
                        slot, out, n)
     _unlock(q)
     return k
@@ -306,7 +306,7 @@ def pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nda
     Holds the queue's lock for the burst; see :func:`_pool_to_guest`.
     """
     _lock(q)
-    k = _pool_to_guest(mem, m16, m32, m64, regs, q, hdr_len, mrg, pctrl, pslots, refcnt, meta, data, header,
+    k: int = _pool_to_guest(mem, m16, m32, m64, regs, q, hdr_len, mrg, pctrl, pslots, refcnt, meta, data, header,
                        stats, slot, ids, n)
     _unlock(q)
     return k
