@@ -4,13 +4,14 @@
                               ←─ fwd_vm ──
 
 spp is configured with SPP's own commands through the spp-vf Manager.  The guest's
-``/init`` configures eth0, pings the namespace (ARP and ICMP both ways; a warm-up ping
-is retried until one answer comes back, so a slow first compile costs no test), waits until the
-namespace has pinged it in turn, takes eth0 down and prints its own interface counters
-on the serial console, then powers off.  The test asserts both pings got every reply,
-and that every frame is accounted for: the guest's tx = spp's vhost rx = phy tx = what
-the namespace received, the namespace's tx = phy rx = vhost tx = the guest's rx, with no
-drops; the pool is whole at the end (``stack`` checks it).
+``/init`` configures eth0 and pings the namespace (ARP, then ICMP in 98- and 1514-byte
+frames; a warm-up ping is retried until one answer comes back, so a slow first compile
+costs no test).  The namespace then pings the guest with both sizes; once the guest
+has answered them all it takes eth0 down, prints its own interface counters on the
+serial console and powers off.  The test asserts every ping got every reply, and that
+every frame is accounted for: the guest's tx = spp's vhost rx = phy tx = what the
+namespace received, the namespace's tx = phy rx = vhost tx = the guest's rx, with no
+drops anywhere; the pool is whole at the end (``stack`` checks it).
 
 The NIC has no MSI-X (``vectors=0``, see :mod:`qemu_guest`): QEMU 7.2 (Debian 12)
 under TCG segfaults in ``msix_set_vector_notifiers`` when a guest starts a vhost-user
@@ -44,7 +45,8 @@ pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 GUEST_MAC = "52:54:00:12:34:56"
 GUEST_IP = "10.99.0.2"
 NS_IP = "10.99.0.1"
-PINGS = 3  # each way
+PINGS = 3  # each way, per size
+BIG = 1472  # ICMP payload of a 1514-byte frame
 
 GUEST_SCRIPT = f"""
 ip link set lo up
@@ -55,11 +57,12 @@ echo SPP-GUEST-UP
 i=0
 until ping -c 1 -W 2 {NS_IP} >/dev/null || [ $i -ge 30 ]; do i=$((i + 1)); done
 ping -c {PINGS} -W 20 {NS_IP}
-# The namespace pings us next: answer until {PINGS} echo requests came in (at most 60 s).
+ping -c {PINGS} -W 20 -s {BIG} {NS_IP}
+# The namespace pings us next: answer until {2 * PINGS} echo requests came in (at most 60 s).
 echos() {{ awk '/^Icmp: I/ {{ for (f = 1; f <= NF; f++) if ($f == "InEchos") c = f }}
                /^Icmp: [0-9]/ {{ print $c }}' /proc/net/snmp; }}
 i=0
-while [ "$(echos)" -lt {PINGS} ] && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
+while [ "$(echos)" -lt {2 * PINGS} ] && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
 ip link set eth0 down
 s=/sys/class/net/eth0/statistics
 echo "SPP-GUEST-STATS rx=$(cat $s/rx_packets) tx=$(cat $s/tx_packets) rx_dropped=$(cat $s/rx_dropped)" \\
@@ -110,12 +113,12 @@ def nic() -> Iterator[Veth]:
         yield v
 
 
-def _ns_ping(nic: Veth, busybox: str) -> str:
+def _ns_ping(nic: Veth, busybox: str, *size: str) -> str:
     """Ping the guest from the namespace (busybox ping); return its output, fail unless all replies came."""
     ip = shutil.which("ip")
     if ip is None:
         pytest.skip("iproute2's ip is needed to run ping inside the namespace")
-    done = subprocess.run([ip, "netns", "exec", nic.ns, busybox, "ping", "-c", str(PINGS), "-W", "20", GUEST_IP],
+    done = subprocess.run([ip, "netns", "exec", nic.ns, busybox, "ping", "-c", str(PINGS), "-W", "20", *size, GUEST_IP],
                           capture_output=True, text=True, timeout=60, check=False)
     out = done.stdout + done.stderr
     assert done.returncode == 0 and f"{PINGS} packets received" in out, out
@@ -138,10 +141,11 @@ def test_qemu_guest_pings_through_spp(nic: Veth, tmp_path: Path) -> None:
             with qemu_guest(qemu, kernel, initrd, sock, GUEST_MAC, tmp_path) as vm:
                 vm.wait_console(r"SPP-GUEST-UP", timeout=60)
                 wait_for(lambda: _running(vport), timeout=30, message=lambda: f"both queues running\n{vm.describe()}")
-                # Guest → namespace: ARP request/reply, then echo requests answered.
-                vm.wait_console(rf"{PINGS} packets transmitted, {PINGS} packets received", timeout=90)
-                # Namespace → guest.
+                # Guest → namespace: ARP request/reply, then echo requests answered, 98- and 1514-byte frames.
+                vm.wait_console(rf"(?s)({PINGS} packets transmitted, {PINGS} packets received.*){{2}}", timeout=90)
+                # Namespace → guest, both sizes.
                 _ns_ping(nic, busybox)
+                _ns_ping(nic, busybox, "-s", str(BIG))
                 stats = vm.wait_console(r"SPP-GUEST-STATS rx=(\d+) tx=(\d+) rx_dropped=(\d+) tx_dropped=(\d+)",
                                         timeout=30)
                 guest_rx, guest_tx, guest_rx_drop, guest_tx_drop = (int(g) for g in stats.groups())
@@ -165,8 +169,9 @@ def test_qemu_guest_pings_through_spp(nic: Veth, tmp_path: Path) -> None:
             vport.close()
 
     # ARP request + PINGS echo requests out; ARP reply + PINGS echo replies back, each way.
-    assert re.search(r"0% packet loss", console), console
-    assert guest_tx >= 2 * PINGS + 1 and ns_tx >= 2 * PINGS + 1, (guest_tx, ns_tx)
+    assert len(re.findall(r" 0% packet loss", console)) == 2, console
+    assert f"echos={2 * PINGS}" in console, console
+    assert guest_tx >= 4 * PINGS + 1 and ns_tx >= 4 * PINGS + 1, (guest_tx, ns_tx)
     assert (guest_rx_drop, guest_tx_drop) == (0, 0), console
     assert vhost == (guest_tx, guest_rx, 0), (vhost, guest_tx, guest_rx)
     assert phy == (ns_tx, guest_tx, 0), (phy, ns_tx, guest_tx)
