@@ -106,10 +106,11 @@ def nic() -> Iterator[Veth]:
     """
     from pyroute2 import NetNS
 
-    with veth_in_netns("vq") as v, NetNS(v.ns) as nsr:
-        idx = nsr.link_lookup(ifname=v.peer)[0]
-        nsr.addr("add", index=idx, address=NS_IP, prefixlen=24)
-        nsr.neigh("add", dst=GUEST_IP, lladdr=GUEST_MAC, ifindex=idx, state=0x80)  # NUD_PERMANENT
+    with veth_in_netns("vq") as v:
+        with NetNS(v.ns) as nsr:
+            idx = nsr.link_lookup(ifname=v.peer)[0]
+            nsr.addr("add", index=idx, address=NS_IP, prefixlen=24)
+            nsr.neigh("add", dst=GUEST_IP, lladdr=GUEST_MAC, ifindex=idx, state=0x80)  # NUD_PERMANENT
         yield v
 
 
