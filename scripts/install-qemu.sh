@@ -4,7 +4,7 @@
 #   linux-image-cloud-amd64  /boot/vmlinuz-* and its virtio_pci/virtio_net modules
 #   busybox-static           the guest's whole userland (the test builds its initramfs)
 # Idempotent: does nothing when all three are there.  About 30 s and 200 MB on Debian 12.
-# Not run by scripts/setup.sh: without these the QEMU test skips, saying what is missing.
+# Run by scripts/test.sh (SPP_WITH_QEMU=0 skips it); without these the QEMU test skips, saying what is missing.
 set -euo pipefail
 pkgs=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || pkgs+=(qemu-system-x86)

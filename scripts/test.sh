@@ -7,7 +7,13 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && [ -z "${SPP_NO_SUDO:-}" ]; then
     exec sudo -E env "PATH=$PATH" bash "$0" "$@"
 fi
-bash scripts/setup.sh
+# The tests also drive real peers: dpdk-testpmd (vhost guest, bench peers) and a QEMU VM
+# on vhost:0.  Installed from apt when missing (SPP_WITH_TESTPMD=0 / SPP_WITH_QEMU=0 to
+# skip); a test whose peer is missing is skipped and says so.
+SPP_WITH_TESTPMD="${SPP_WITH_TESTPMD:-1}" bash scripts/setup.sh
+if [ "${SPP_WITH_QEMU:-1}" = 1 ]; then
+    bash scripts/install-qemu.sh || echo "QEMU was not installed: tests/vhost/test_qemu.py will be skipped"
+fi
 echo "== ruff";  python3 -m ruff check src tests
 echo "== mypy";  python3 -m mypy
 echo "== pytest"; python3 -m pytest -q "$@"
