@@ -230,9 +230,10 @@ def _guest_to_pool(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nd
     if got:
         stat_add(row, RX_PACKETS, got)
         stat_add(row, RX_BYTES, nbytes)
-    stat_add(row, _RUNT, runts)
-    stat_add(row, _TOO_LONG, longs)
-    stat_add(row, _BAD, bad)
+    if runts or longs or bad:  # rare: an atomic add costs as much as a frame's copy
+        stat_add(row, _RUNT, runts)
+        stat_add(row, _TOO_LONG, longs)
+        stat_add(row, _BAD, bad)
     return got
 
 
@@ -410,7 +411,8 @@ def _pool_to_guest(mem: np.ndarray, m16: np.ndarray, m32: np.ndarray, m64: np.nd
     if sent:
         stat_add(row, TX_PACKETS, sent)
         stat_add(row, TX_BYTES, nbytes)
-    stat_add(row, _TOO_LONG, longs)
+    if longs:
+        stat_add(row, _TOO_LONG, longs)
     if k:
         pool_free(pctrl, pslots, refcnt, header, ids, 0, k)
     return k
