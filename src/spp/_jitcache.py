@@ -23,11 +23,12 @@ _STAMP = "spp-jit-sources"
 
 
 def _compiled_sources() -> list[Path]:
-    """spp's modules that define compiled code (they mention numba)."""
+    """spp's modules that define compiled code (they import numba)."""
     out = []
     for p in sorted(_PKG.rglob("*.py")):
         with contextlib.suppress(OSError):
-            if b"numba" in p.read_bytes():
+            text = p.read_bytes()
+            if b"from numba" in text or b"import numba" in text:
                 out.append(p)
     return out
 

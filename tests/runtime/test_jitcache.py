@@ -14,7 +14,7 @@ def test_a_changed_compiled_module_drops_the_cache(tmp_path: Path, monkeypatch: 
     src = tmp_path / "src"
     src.mkdir()
     mod = src / "native_loop.py"
-    mod.write_text("import numba\n")
+    mod.write_text("from numba import njit\n")
     cache = tmp_path / "cache"
     (cache / "runtime_x").mkdir(parents=True)
     ours = cache / "runtime_x" / "native_loop._run_core-300.py311.nbi"
