@@ -52,7 +52,6 @@ def test_synchronize_skips_the_calling_worker() -> None:
         assert quiesce.synchronize(timeout=0.05)
     finally:
         quiesce.unregister(stuck)
-        quiesce._local.worker = None
 
 
 @njit(cache=True, _nrt=False)

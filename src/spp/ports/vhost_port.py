@@ -295,9 +295,7 @@ class VhostPort(Port):
             k = int(guest_to_pool(mem.mem, mem.mem16, mem.mem32, mem.mem64, self._regs, q, self._hdr_len,
                                   dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, dp.stats,
                                   self.slot, bufs, n))
-            if q[Q_CALL]:
-                q[Q_CALL] = 0
-                self._notify(TXQ)
+            self._after_burst(TXQ)
         return k
 
     def _tx(self, bufs: np.ndarray, n: int) -> int:
@@ -310,16 +308,11 @@ class VhostPort(Port):
                     k = int(pool_to_guest(mem.mem, mem.mem16, mem.mem32, mem.mem64, self._regs, q, self._hdr_len,
                                           self._mrg, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data,
                                           dp.header, dp.stats, self.slot, bufs, n))
-                    if q[Q_CALL]:
-                        q[Q_CALL] = 0
-                        self._notify(RXQ)
+                    self._after_burst(RXQ)
                     if k or not q[Q_BROKEN]:
                         return k
         # No frontend, or its receive queue is not running (or broken): take, free, count link_down.
-        if q[Q_BROKEN] and not self._broken_logged:
-            self._broken_logged = True
-            log.error("%s: the guest's receive queue published an impossible avail index; queue ignored until "
-                      "the guest sets it up again", self.id)
+        self._after_burst(RXQ)
         if n > 0:
             stat_add(self.stats, _LINK_DOWN, n)
             pool_free(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, bufs, 0, n)
@@ -339,16 +332,20 @@ class VhostPort(Port):
             return mem.mem.__array_interface__["data"][0], mem.size, state, mem.regs.copy()
 
     def after_native(self) -> None:
-        """After a compiled loop call touched the queues: signal the guest where it asked to be."""
+        """After a compiled loop call touched the queues: what :meth:`_after_burst` does, for both."""
         for qi in (RXQ, TXQ):
-            q = self.state[qi]
-            if q[Q_CALL]:
-                q[Q_CALL] = 0
-                self._notify(qi)
-            if q[Q_BROKEN] and q[Q_READY] and not self._broken_logged:
-                self._broken_logged = True
-                log.error("%s: the guest's queue %d published an impossible avail index; queue ignored until "
-                          "the guest sets it up again", self.id, qi)
+            self._after_burst(qi)
+
+    def _after_burst(self, qi: int) -> None:
+        """Signal queue ``qi``'s call eventfd if a burst asked for it; report a broken queue once."""
+        q = self.state[qi]
+        if q[Q_CALL]:
+            q[Q_CALL] = 0
+            self._notify(qi)
+        if q[Q_BROKEN] and not self._broken_logged:
+            self._broken_logged = True
+            log.error("%s: the guest's %s queue published an impossible avail index; queue ignored until "
+                      "the guest sets it up again", self.id, "receive" if qi == RXQ else "transmit")
 
     def _memory_changed(self, old: GuestMemory | None) -> None:
         """Workers rebuild their plans; ``old`` is unmapped once none can still be using it."""

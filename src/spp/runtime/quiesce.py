@@ -41,8 +41,11 @@ def register(w: Passes) -> None:
 
 
 def unregister(w: Passes) -> None:
+    """``w`` stops looping (call from its thread)."""
     with _lock:
         _active.discard(w)
+    if getattr(_local, "worker", None) is w:
+        _local.worker = None
 
 
 def synchronize(timeout: float = 2.0) -> bool:
