@@ -4,8 +4,8 @@
   forwarding; the buffers it held are reported in the primary's ``pool.in_use``;
   restarted with the same client id it re-registers and takes commands again;
 * a killed primary disappears from ``GET /v1/processes``; the secondaries keep the
-  mapping and keep forwarding; a new primary on the same ``--file-prefix`` refuses
-  to start while the old segment exists, and says so.
+  mapping and keep forwarding; a new primary on the same ``--file-prefix`` adopts
+  the live stack (same pool, rings and counters) and the secondaries go on.
 """
 
 from __future__ import annotations
@@ -111,12 +111,15 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
             growing(dp, "nullpmd:3")
             assert http.get("/v1/vfs/2").status_code == 200  # secondaries still take commands
 
-            # a new primary on the same prefix refuses while the old segment is in use, and says why
-            again = subprocess.run([sys.executable, "-m", "spp.control.primary", "-s",
-                                    f"{local.host}:{local.pri_port}", "--file-prefix", local.prefix],
-                                   check=False, capture_output=True, text=True, timeout=60)
-            assert again.returncode == 1
-            assert "already exists" in again.stderr and "--file-prefix" in again.stderr, again.stderr
+            # a new primary on the same prefix adopts the live stack: the secondaries notice nothing
+            local.spawn("spp-primary-2", [sys.executable, "-m", "spp.control.primary", "-s",
+                                          f"{local.host}:{local.pri_port}", "--file-prefix", local.prefix])
+            local.wait_process({"type": "primary"}, 60, check="spp-primary-2")
+            status = http.get("/v1/primary/status")
+            assert status.status_code == 200, status.text
+            assert status.json()["pool"]["in_use"] > 0  # the same pool, in use by the running secondaries
+            growing(dp, "nullpmd:1")
+            growing(dp, "nullpmd:3")
             # orderly end: the secondaries exit on request and give their buffers back
             for cid in (1, 2):
                 assert http.delete(f"/v1/vfs/{cid}").status_code == 204
@@ -130,5 +133,26 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
             assert 0 <= stranded <= 4 * 256
     finally:
         dp.close()
-        # the primary was killed: remove its segment as an operator would
-        segment_path(local.prefix, "dataplane").unlink(missing_ok=True)
+
+
+def test_primary_stopped_while_a_secondary_runs(local: LocalStack) -> None:
+    """SIGTERM of the primary leaves the segment to the running vf; the next primary adopts it."""
+    path = segment_path(local.prefix, "dataplane")
+    dp = Dataplane.attach(local.prefix)
+    try:
+        start_vf(local, 1)
+        with httpx.Client(base_url=local.url, timeout=150) as http:
+            forward(http, 1, "fwd", "nullpmd:0", "nullpmd:1")
+            wait_for(lambda: sent(dp, "nullpmd:1") > 0, timeout=180, message="first traffic")
+            assert local.stop_one("spp-primary") == 0
+            assert path.exists()  # vf 1 still maps it: not removed under it
+            growing(dp, "nullpmd:1")
+            local.spawn("spp-primary-2", [sys.executable, "-m", "spp.control.primary", "-s",
+                                          f"{local.host}:{local.pri_port}", "--file-prefix", local.prefix])
+            local.wait_process({"type": "primary"}, 60, check="spp-primary-2")
+            assert http.get("/v1/primary/status").status_code == 200
+            growing(dp, "nullpmd:1")  # the vf never noticed
+            assert http.delete("/v1/vfs/1").status_code == 204
+            assert local.procs["vf1"].wait(30) == 0
+    finally:
+        dp.close()

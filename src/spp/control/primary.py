@@ -17,7 +17,15 @@ the phy driver reads them), connects to spp-ctl's primary port as a TCP client
     stack's ``--file-prefix`` and the cores of ``eal["-l"]``.  Children are tracked
     and reaped; they are stopped when the primary exits.
 ``exit``
-    answer, stop launched children, remove the shared-memory segment, exit.
+    answer, stop launched children, remove the shared-memory segment (unless
+    processes the primary did not launch still map it: then it is left to them, and
+    the log names them), exit.
+
+Started over an existing segment, the primary adopts it when processes still use it
+(a crashed or stopped primary's stack goes on: same pool, rings, counters and phy
+configuration) and replaces it when every process that used it is gone, saying
+which in its log (:meth:`~spp.runtime.dataplane.Dataplane.open_primary`).  One
+primary per stack: a second one is refused.
 
 Anything else gets an SPP error reply whose message lists the valid commands.
 SIGTERM and SIGINT behave like ``exit``.
@@ -46,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -56,7 +64,7 @@ import numpy as np
 from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
-from spp.runtime import ringcore
+from spp.runtime import members, ringcore
 from spp.runtime.dataplane import PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
 from spp.runtime.stats import row_to_dict
 
@@ -578,15 +586,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         config: dict[str, Any] = {"phy": opts.phy, **({"tap": opts.tap} if opts.tap else {})}
-        dp = Dataplane.create(opts.file_prefix, opts.layout, config=config)
+        dp, how = Dataplane.open_primary(opts.file_prefix, opts.layout, config=config)
     except FileExistsError as exc:
-        print(f"spp-primary: the data plane {opts.file_prefix!r} already exists ({exc.filename}): another "
-              "spp-primary uses this --file-prefix, or one was killed and secondaries may still use its "
-              "segment; stop them and remove that file, or pick another --file-prefix", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
         print(f"spp-primary: {exc}", file=sys.stderr)
         return 1
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"spp-primary: {exc}", file=sys.stderr)
+        return 1
+    LOG.info("%s", how)
+    if dp.config() != config:
+        adopted = dp.config()
+        if opts.phy or opts.tap:
+            dp.close()
+            print(f"spp-primary: the live stack {opts.file_prefix!r} runs with {json.dumps(adopted)}, not "
+                  f"{json.dumps(config)}: start spp-primary with the stack's own --phy/--tap (or none, to take "
+                  "them from the stack), or stop its processes first", file=sys.stderr)
+            return 1
+        opts = replace(opts, phy=list(adopted.get("phy", [])), tap=dict(adopted.get("tap", {})))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -607,7 +623,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         dp.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        LOG.info("stack %r removed; bye", opts.file_prefix)
+        if dp.left_to:
+            LOG.warning("stack %r left in place: %s still use it (a new spp-primary with the same "
+                        "--file-prefix adopts it)", opts.file_prefix, members.describe(dp.left_to))
+        else:
+            LOG.info("stack %r removed; bye", opts.file_prefix)
     return 0
 
 

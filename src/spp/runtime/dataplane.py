@@ -23,13 +23,13 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
-from spp.runtime import ringcore
+from spp.runtime import members, ringcore
 from spp.runtime.atomics import atomic_add
-from spp.runtime.shm import Segment, segment_path
+from spp.runtime.shm import Segment, StackLock, mappers, segment_path
 from spp.runtime.stats import N_FIELDS
 
 MAGIC: Final = 0x5350505F504F4F4C  # "SPP_POOL"
-VERSION: Final = 1
+VERSION: Final = 2  # 2: the member table
 
 BUF_SIZE: Final = 2304
 HEADROOM: Final = 128
@@ -94,6 +94,7 @@ class Layout:
     def offsets(self) -> tuple[dict[str, tuple[int, tuple[int, ...], Any]], int]:
         spec: list[tuple[str, tuple[int, ...], Any, int]] = [
             ("header", (HEADER_WORDS,), np.int64, 64),
+            ("members", (members.MAX_MEMBERS, members.MEMBER_COLS), np.int64, 64),
             ("pool_ctrl", (ringcore.CTRL_LEN,), np.int64, 64),
             ("pool_slots", (self.pool_ring,), np.int32, 64),
             ("refcnt", (self.n_bufs,), np.int32, 64),
@@ -210,6 +211,11 @@ class Dataplane:
             count = int(np.prod(shape))
             arrays[name] = np.frombuffer(seg.buf, dtype, count, off).reshape(shape)
         self.header = arrays["header"]
+        self.members = arrays["members"]
+        self._member_row = -1
+        self._lock: StackLock | None = None
+        #: Live processes the segment was left to when this primary closed it (see :meth:`close`).
+        self.left_to: list[members.Member] = []
         self.pool_ctrl = arrays["pool_ctrl"]
         self.pool_slots = arrays["pool_slots"]
         self.refcnt = arrays["refcnt"]
@@ -252,20 +258,99 @@ class Dataplane:
         hdr[H_MAGIC] = MAGIC  # last: attachers check it
         dp = cls(prefix, seg)
         dp.set_config(config or {})
+        dp._join(members.ROLE_PRIMARY)
         return dp
 
     @classmethod
-    def attach(cls, prefix: str = "spp") -> Dataplane:
+    def attach(cls, prefix: str = "spp", *, role: int = members.ROLE_SECONDARY) -> Dataplane:
         """Attach to the data plane that ``spp-primary --file-prefix prefix`` created."""
-        return cls(prefix, Segment(segment_path(prefix, "dataplane"), 0, create=False))
+        dp = cls(prefix, Segment(segment_path(prefix, "dataplane"), 0, create=False))
+        dp._join(role)
+        return dp
+
+    @classmethod
+    def open_primary(cls, prefix: str, layout: Layout | None = None, *,
+                     config: dict[str, Any] | None = None) -> tuple[Dataplane, str]:
+        """The primary's way in: create the segment, adopt a live one, or replace a stale one.
+
+        Returns the data plane and what happened, in words for the log:
+
+        * no segment: a new one is created;
+        * a segment whose members are all gone (a stack that crashed): it is removed
+          and a new one created;
+        * a segment that live processes still map (the previous primary crashed or
+          was stopped while secondaries ran): this primary adopts it as it is (pool,
+          rings, counters, configuration), and the secondaries notice nothing.
+
+        Raises :class:`FileExistsError` when another primary holds the stack (a
+        live primary member, or the stack lock), :class:`RuntimeError` for a segment
+        of another layout version that live processes still use; the messages say
+        what to do.
+        """
+        lock = StackLock(segment_path(prefix, "lock"))
+        if not lock.acquire():
+            raise FileExistsError(f"another spp-primary is running the stack {prefix!r} (it holds "
+                                  f"{lock.path}): stop it first, or pick another --file-prefix")
+        try:
+            path = segment_path(prefix, "dataplane")
+            note = ""
+            if path.exists():
+                try:
+                    old = cls(prefix, Segment(path, 0, create=False))
+                except (RuntimeError, ValueError, OSError) as exc:
+                    users = mappers(path)
+                    if users:
+                        raise RuntimeError(
+                            f"{path} is not a data plane of this spp version ({exc}) and processes "
+                            f"{', '.join(map(str, users))} still use it: stop them, or pick another "
+                            "--file-prefix") from None
+                    path.unlink(missing_ok=True)
+                    dp = cls.create(prefix, layout, config=config)
+                    dp._lock = lock
+                    return dp, (f"removed {path}, a segment of another spp version that no process used; "
+                                f"created the stack {prefix!r}")
+                others = members.live(old.members)
+                if others:
+                    old._join(members.ROLE_PRIMARY)
+                    old.seg.owner = True
+                    old.header[H_OWNER_PID] = os.getpid()
+                    old._lock = lock
+                    verb = "uses" if len(others) == 1 else "use"
+                    return old, f"adopted the live stack {prefix!r} ({members.describe(others)} still {verb} it)"
+                old.seg.close(unlink=True)
+                note = f"removed the stale segment {path} (every process that used it is gone); "
+            dp = cls.create(prefix, layout, config=config)
+            dp._lock = lock
+            return dp, note + f"created the stack {prefix!r}"
+        except BaseException:
+            lock.release()
+            raise
+
+    def _join(self, role: int) -> None:
+        self._member_row = members.join(self.members, role)
 
     @property
     def owner(self) -> bool:
         return self.seg.owner
 
+    def live_members(self) -> list[members.Member]:
+        """Other live processes that map this segment."""
+        return members.live(self.members)
+
     def close(self) -> None:
-        """Detach; the creator also removes the segment."""
-        self.seg.close()
+        """Detach.  The primary also removes the segment, unless other live processes still map it.
+
+        Those are left the segment (listed in :attr:`left_to`): a new primary adopts it.
+        """
+        members.leave(self.members, self._member_row)
+        unlink = self.seg.owner
+        if unlink:
+            self.left_to = members.live(self.members)
+            unlink = not self.left_to
+        self.seg.close(unlink=unlink)
+        if self._lock is not None:
+            self._lock.release(unlink=unlink)
+            self._lock = None
 
     # -- pool ---------------------------------------------------------------
 

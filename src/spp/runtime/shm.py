@@ -8,6 +8,8 @@ creator unlinks, and segments are created ``0600`` so other users cannot map the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
 import os
 from pathlib import Path
@@ -64,3 +66,48 @@ def segment_path(prefix: str, name: str) -> Path:
     if not prefix or "/" in prefix or prefix.startswith("."):
         raise ValueError(f"invalid --file-prefix {prefix!r}: use letters, digits, '-' or '_'")
     return SHM_DIR / f"spp-{prefix}-{name}"
+
+
+def mappers(path: Path) -> list[int]:
+    """PIDs of the processes (other than this one) that map ``path``, read from ``/proc/*/maps``."""
+    needle = str(path).encode()
+    me = os.getpid()
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        with contextlib.suppress(OSError), open(entry / "maps", "rb") as f:
+            if needle in f.read():
+                out.append(int(entry.name))
+    return out
+
+
+class StackLock:
+    """An exclusive ``flock`` on a stack's lock file, held by its primary for its lifetime.
+
+    The kernel drops the lock when the holder dies, even by SIGKILL, so a stale lock
+    never blocks a restart, and two primaries racing for one stack cannot both win.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self, unlink: bool = False) -> None:
+        if self._fd < 0:
+            return
+        if unlink:
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = -1
