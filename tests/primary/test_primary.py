@@ -42,7 +42,7 @@ def test_status_shape_and_counters(dp: Dataplane) -> None:
     (entry,) = info["ring_ports"]
     assert entry["port"] == "ring:3" and entry["count"] == 4
     assert entry["stats"]["tx_packets"] == 4 and entry["stats"]["tx_bytes"] == 240
-    assert info["pool"] == {"n_bufs": dp.n_bufs, "free": dp.n_bufs - 4, "in_use": 4}
+    assert info["pool"] == {"n_bufs": dp.n_bufs, "free": dp.n_bufs - 4, "in_use": 4, "reclaimed": 0}
     assert info["processes"] == []
     # clear zeroes counters; port del drains the ring back into the pool
     assert primary.handle("clear") == {"results": [{"result": "success"}]}
@@ -129,7 +129,7 @@ def http(stack: LocalStack) -> Iterator[httpx.Client]:
 
 def test_primary_over_rest(stack: LocalStack, http: httpx.Client) -> None:
     status = http.get("/v1/primary/status").json()
-    assert status["pool"] == {"n_bufs": 1024, "free": 1024, "in_use": 0}
+    assert status["pool"] == {"n_bufs": 1024, "free": 1024, "in_use": 0, "reclaimed": 0}
     assert status["file_prefix"] == stack.prefix
     assert http.put("/v1/primary/ports", json={"action": "add", "port": "ring:2"}).status_code == 204
     assert [r["port"] for r in http.get("/v1/primary/status").json()["ring_ports"]] == ["ring:2"]

@@ -65,7 +65,8 @@ from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import members, ringcore
-from spp.runtime.dataplane import PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
+from spp.runtime.dataplane import H_RECLAIMED, PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
+from spp.runtime.reclaim import Reclaimed, reclaim_dead
 from spp.runtime.stats import row_to_dict
 
 LOG = logging.getLogger("spp.primary")
@@ -194,6 +195,16 @@ class Primary:
         self.children: list[Child] = []
         self.exit_requested = threading.Event()
         self._lock = threading.Lock()
+        self._reclaim_blocked: list[int] = []
+
+    def reclaim(self) -> Reclaimed | None:
+        """Give back what dead processes of the stack held (:mod:`spp.runtime.reclaim`)."""
+        with self._lock:
+            done = reclaim_dead(self.dp)
+        if done is not None and (done.done or done.dead != self._reclaim_blocked):
+            LOG.warning("%s", done)  # a blocked reclaim is said once, not every period
+            self._reclaim_blocked = [] if done.done else done.dead
+        return done
 
     # -- commands ---------------------------------------------------------------
 
@@ -235,7 +246,8 @@ class Primary:
         ``port``, ``iface``, ``stats``); ``ring_ports`` (rings in use: ``port``,
         ``count`` (frames waiting), ``size``, ``stats``); ``ports`` (other
         ports with non-zero counters); ``pool`` (``n_bufs``, ``free``,
-        ``in_use``); ``processes`` (launched secondaries); ``file_prefix``.
+        ``in_use``, ``reclaimed``: buffers given back from dead processes);
+        ``processes`` (launched secondaries); ``file_prefix``.
         ``stats`` follows the counter convention of SPEC section 3.
         """
         dp = self.dp
@@ -268,7 +280,8 @@ class Primary:
             "phy_ports": phy_ports,
             "ring_ports": ring_ports,
             "ports": others,
-            "pool": {"n_bufs": dp.n_bufs, "free": free, "in_use": dp.n_bufs - free},
+            "pool": {"n_bufs": dp.n_bufs, "free": free, "in_use": dp.n_bufs - free,
+                     "reclaimed": int(dp.header[H_RECLAIMED])},
             "processes": [child.describe() for child in self.children],
         }
 
@@ -400,6 +413,25 @@ def _receive_command(sock: socket.socket) -> bytes:
         if not chunk:
             break
     return data
+
+
+#: How often the primary looks for dead members of its stack (seconds).
+WATCH_PERIOD: Final = 0.5
+
+
+def watch_members(primary: Primary, stop: threading.Event) -> threading.Thread:
+    """Start a thread that reclaims what a dead process of the stack held, until ``stop``."""
+
+    def run() -> None:
+        while not stop.wait(WATCH_PERIOD) and not primary.exit_requested.is_set():
+            try:
+                primary.reclaim()
+            except Exception:  # never let a bug here take the primary down
+                LOG.exception("reclaiming failed")
+
+    thread = threading.Thread(target=run, name="spp-reclaim", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve(primary: Primary, host: str, port: int, stop: threading.Event,
@@ -616,9 +648,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.file_prefix, dp.n_bufs, opts.layout.n_rings, opts.layout.ring_size,
         opts.phy or "none", *opts.server,
     )
+    watcher = watch_members(primary, stop)
     try:
         serve(primary, *opts.server, stop)
     finally:
+        stop.set()
+        watcher.join(5)
         primary.stop_children()
         dp.close()
         for sig, handler in previous.items():

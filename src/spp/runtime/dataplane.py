@@ -51,6 +51,12 @@ META_COLS: Final = 8
 H_MAGIC, H_VERSION, H_NBUFS, H_BUFSIZE, H_HEADROOM, H_NRINGS, H_RINGSIZE = range(7)
 H_NSLOTS, H_CONFIG_LEN, H_CONFIG_GEN, H_MIRROR_GEN, H_MIRROR_LEN = range(7, 12)
 H_POOL_RING, H_DOUBLE_FREE, H_OWNER_PID, H_RING_ACTIVE_BASE = range(12, 16)
+#: The pause generation (odd: the world is asked to stop, see :mod:`spp.runtime.pause`) and the
+#: buffers reclaimed from dead processes (:mod:`spp.runtime.reclaim`).
+H_PAUSE, H_RECLAIMED = 16, 17
+#: Rows of the worker table (every worker thread of every process, for :mod:`spp.runtime.pause`).
+MAX_WORKERS: Final = 256
+WORKER_COLS: Final = 4
 HEADER_WORDS: Final = 64
 CONFIG_BYTES: Final = 64 * 1024
 MIRROR_BYTES: Final = 256 * 1024
@@ -95,6 +101,7 @@ class Layout:
         spec: list[tuple[str, tuple[int, ...], Any, int]] = [
             ("header", (HEADER_WORDS,), np.int64, 64),
             ("members", (members.MAX_MEMBERS, members.MEMBER_COLS), np.int64, 64),
+            ("workers", (MAX_WORKERS, WORKER_COLS), np.int64, 64),
             ("pool_ctrl", (ringcore.CTRL_LEN,), np.int64, 64),
             ("pool_slots", (self.pool_ring,), np.int32, 64),
             ("refcnt", (self.n_bufs,), np.int32, 64),
@@ -212,6 +219,7 @@ class Dataplane:
             arrays[name] = np.frombuffer(seg.buf, dtype, count, off).reshape(shape)
         self.header = arrays["header"]
         self.members = arrays["members"]
+        self.workers = arrays["workers"]
         self._member_row = -1
         self._lock: StackLock | None = None
         #: Live processes the segment was left to when this primary closed it (see :meth:`close`).
@@ -328,6 +336,11 @@ class Dataplane:
 
     def _join(self, role: int) -> None:
         self._member_row = members.join(self.members, role)
+
+    @property
+    def member_row(self) -> int:
+        """This process's row in the member table (-1: none)."""
+        return self._member_row
 
     @property
     def owner(self) -> bool:

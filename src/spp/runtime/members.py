@@ -101,6 +101,12 @@ def leave(table: np.ndarray, row: int) -> None:
         _claim(table, row, os.getpid(), 0)
 
 
+def leave_for(table: np.ndarray, row: int, pid: int) -> None:
+    """Give row ``row`` back on behalf of ``pid`` (a dead member), if it still names it."""
+    if 0 <= row < table.shape[0]:
+        _claim(table, row, pid, 0)
+
+
 def set_role(table: np.ndarray, row: int, role: int) -> None:
     if 0 <= row < table.shape[0]:
         table[row, W_ROLE] = role

@@ -36,7 +36,7 @@ from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
 from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
 from spp.ports.null import NullPort
-from spp.runtime import quiesce
+from spp.runtime import pause, quiesce
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import (
     CT_CLASSIFIER,
@@ -419,11 +419,15 @@ class Worker:
         if self.pin:
             _pin(self.core)
         quiesce.register(self)
+        checkpoint = pause.Checkpoint(self.dp)
+        flush = lambda: self._flush_all(force=True)  # noqa: E731
         current: WorkerPlan | None = None
         cb_gen = -1
         idle = 0
         try:
             while not self._stop.is_set():
+                if checkpoint.requested():  # the primary stops the world (reclaiming a dead process's buffers)
+                    checkpoint.hold(flush)
                 plan = self._plan
                 if plan is not current or Port.callback_generation != cb_gen:  # a callback change too
                     cb_gen = Port.callback_generation  # (e.g. a mirror) may switch the fast path on or off
@@ -444,6 +448,7 @@ class Worker:
             self.error = e
             log.exception("worker on core %d failed", self.core)
         finally:
+            checkpoint.close(flush)
             quiesce.unregister(self)
 
     def _run_native(self) -> int:
