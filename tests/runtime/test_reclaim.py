@@ -121,3 +121,25 @@ def test_a_stopped_process_blocks_reclaiming_not_traffic() -> None:
             kill(live)
         assert reclaim_dead(dp) is not None  # now the killed forwarder: it held nothing between calls
         drain_ring(dp, 0)
+
+
+def test_primary_backs_off_while_reclaiming_is_blocked() -> None:
+    from spp.control.primary import RECLAIM_BACKOFF_MIN, Primary
+
+    with stack(n_bufs=512, n_rings=4, ring_size=64) as dp:
+        live = child(LIVE, dp)
+        primary = Primary(dp)
+        try:
+            kill(child(HOLDER, dp))
+            live.send_signal(signal.SIGSTOP)
+            t = 1000.0
+            blocked = primary.reclaim(now=t)
+            assert blocked is not None and not blocked.done
+            assert primary.reclaim(now=t + RECLAIM_BACKOFF_MIN) is None  # too soon: not even tried
+            live.send_signal(signal.SIGCONT)
+            done = primary.reclaim(now=t + 10)
+            assert done is not None and done.done and done.buffers == 7, done
+        finally:
+            kill(live)
+        assert primary.reclaim(now=2000.0) is not None
+        drain_ring(dp, 0)

@@ -96,6 +96,11 @@ RECV_SIZE: Final = 4096
 BACKOFF_MIN: Final = 0.1
 BACKOFF_MAX: Final = 2.0
 CHILD_STOP_TIMEOUT: Final = 5.0
+#: Longest the primary holds the stack's workers while it waits for all of them to pause (s).
+RECLAIM_PAUSE: Final = 0.2
+#: Back-off between reclaim tries that could not stop the world (s).
+RECLAIM_BACKOFF_MIN: Final = 0.5
+RECLAIM_BACKOFF_MAX: Final = 30.0
 
 
 class CommandFailed(Exception):
@@ -196,14 +201,30 @@ class Primary:
         self.exit_requested = threading.Event()
         self._lock = threading.Lock()
         self._reclaim_blocked: list[int] = []
+        self._reclaim_next = 0.0
+        self._reclaim_backoff = RECLAIM_BACKOFF_MIN
 
-    def reclaim(self) -> Reclaimed | None:
-        """Give back what dead processes of the stack held (:mod:`spp.runtime.reclaim`)."""
+    def reclaim(self, now: float | None = None) -> Reclaimed | None:
+        """Give back what dead processes of the stack held (:mod:`spp.runtime.reclaim`).
+
+        A try that cannot stop the world (a live process is stopped) holds the other
+        workers for at most ``RECLAIM_PAUSE`` seconds; tries then back off (doubling, up
+        to ``RECLAIM_BACKOFF_MAX``), so a stopped process costs traffic next to nothing.
+        """
+        now = time.monotonic() if now is None else now
+        if now < self._reclaim_next:
+            return None
         with self._lock:
-            done = reclaim_dead(self.dp)
+            done = reclaim_dead(self.dp, timeout=RECLAIM_PAUSE)
         if done is not None and (done.done or done.dead != self._reclaim_blocked):
-            LOG.warning("%s", done)  # a blocked reclaim is said once, not every period
-            self._reclaim_blocked = [] if done.done else done.dead
+            LOG.warning("%s", done)  # a blocked reclaim is said once, not at every try
+        if done is not None and not done.done:
+            self._reclaim_backoff = min(self._reclaim_backoff * 2, RECLAIM_BACKOFF_MAX)
+            self._reclaim_next = now + self._reclaim_backoff
+            self._reclaim_blocked = done.dead
+        else:
+            self._reclaim_backoff = RECLAIM_BACKOFF_MIN
+            self._reclaim_blocked = []
         return done
 
     # -- commands ---------------------------------------------------------------
