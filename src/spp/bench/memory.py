@@ -36,8 +36,8 @@ from spp.runtime.stats import TX_PACKETS
 from spp.testing import unique_prefix, wait_for
 
 
-def _start_once(dp: Dataplane, core: int, cache_dir: str, cleanup: Cleanup) -> tuple[float, int]:
-    """Start a forward worker process; return (seconds to first frame, RSS KiB while forwarding)."""
+def _start_once(dp: Dataplane, core: int, cache_dir: str, cleanup: Cleanup) -> tuple[float, int, bool]:
+    """Start a forward worker process; return (seconds to first frame, RSS KiB while forwarding, native)."""
     dst = dp.stats[dp.port_slot("nullpmd", 1)]
     before = int(dst[TX_PACKETS])
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
@@ -55,11 +55,11 @@ def _start_once(dp: Dataplane, core: int, cache_dir: str, cleanup: Cleanup) -> t
     elapsed = time.perf_counter() - t0
     if proc.poll() is not None:
         raise BenchError("worker process exited before forwarding; output:\n" + out.text[-1500:])
-    out.wait_for(r"ready", timeout=60)
+    native = out.wait_for(r"ready \d+ native=(\d)", timeout=60).group(1) == "1"
     rss = rss_kib(proc.pid)
     stop_process(proc, grace=30)
     out.wait_for(r"stopped", timeout=10)
-    return elapsed, rss
+    return elapsed, rss, native
 
 
 def run(opts: Options, cleanup: Cleanup) -> list[Result]:
@@ -67,13 +67,14 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     cleanup.push("data plane " + dp.prefix, dp.close)
     cache_dir = tempfile.mkdtemp(prefix="spp-bench-numba-")
     cleanup.push("numba cache " + cache_dir, lambda: shutil.rmtree(cache_dir, ignore_errors=True))
-    cold, rss_cold = _start_once(dp, opts.core, cache_dir, cleanup)
-    warm, rss_warm = _start_once(dp, opts.core, cache_dir, cleanup)
+    cold, rss_cold, native_cold = _start_once(dp, opts.core, cache_dir, cleanup)
+    warm, rss_warm, native_warm = _start_once(dp, opts.core, cache_dir, cleanup)
     wait_for(lambda: dp.free_count == dp.n_bufs, timeout=10, message="pool whole after the worker stopped")
     extra: dict[str, object] = {
         "cold_start_s": round(cold, 2), "warm_start_s": round(warm, 2),
         "rss_mib": round(rss_warm / 1024, 1), "rss_cold_mib": round(rss_cold / 1024, 1),
-        "data_plane_mib": round(dp.seg.size / 2**20, 1),
+        "data_plane_mib": round(dp.seg.size / 2**20, 1), "native": native_cold and native_warm,
+        "goal": "cold ≤ 30 s, warm ≤ 1.5 s",
     }
     peer = None
     if opts.peer:
