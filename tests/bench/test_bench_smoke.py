@@ -61,6 +61,8 @@ def test_memory(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, out
     (r,) = out
     assert r["rss_mib"] > 0 and r["warm_start_s"] > 0 and r["cold_start_s"] > 0  # type: ignore[operator]
+    assert r["cold_register_s"] > 0 and r["warm_register_s"] > 0  # type: ignore[operator]
+    assert r["register_state"] == "compiling"  # registered before its (cold) data path was ready
 
 
 def test_mirror_component_beside_forward(capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,6 +204,7 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
             drain_ring(dp, r)
 
 
+@pytest.mark.timeout(600)  # one cold compile: about a minute, several on a loaded 2-core host
 def test_cold_start_registers_at_once_and_forwards_once_compiled(world: tuple[Dataplane, CtlProc],
                                                                  tmp_path: Path) -> None:
     """An empty compile cache: spp-vf registers and takes commands while its data path compiles
@@ -229,7 +230,7 @@ def test_cold_start_registers_at_once_and_forwards_once_compiled(world: tuple[Da
         for i, b in enumerate(ids):
             dp.write_frame(int(b), numbered(i, MAC_A))
         assert src.tx_burst(ids, n) == n
-        wait_for(lambda: api.get("/v1/vfs/4").json()["state"] == "ready", timeout=280, interval=0.5,
+        wait_for(lambda: api.get("/v1/vfs/4").json()["state"] == "ready", timeout=540, interval=0.5,
                  message="the data path to be compiled")
         got: list[int] = []
         out = np.zeros(64, np.int32)

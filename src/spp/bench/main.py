@@ -179,6 +179,7 @@ def _notes(r: Result) -> str:
     short = {"mpps_per_cpu": "per CPU s", "peer_mpps_per_cpu": "peer per CPU s", "ratio_per_cpu": "ratio per CPU s",
              "loss": "loss", "peer_loss": "peer loss", "ring_full": "ring_full", "rss_mib": "RSS MiB",
              "cold_start_s": "cold start s", "warm_start_s": "warm start s", "peer_rss_mib": "peer RSS MiB",
+             "cold_register_s": "cold register s", "warm_register_s": "warm register s",
              "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer",
              "mirrored_mpps": "mirrored", "mirror_loss": "mirror loss", "peer_mirrored_mpps": "peer mirrored",
              "peer_mirror_loss": "peer mirror loss", "native": "native", "peer_native": "peer native"}
