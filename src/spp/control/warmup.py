@@ -37,8 +37,12 @@ READY = "ready"
 _LOCK = "spp-compile.lock"
 
 
+#: Longest wait for another process's compile before compiling anyway (a stopped process keeps the lock).
+LOCK_WAIT = 600.0
+
+
 @contextlib.contextmanager
-def compile_lock() -> Iterator[None]:
+def compile_lock(wait: float = LOCK_WAIT) -> Iterator[None]:
     """Hold the cache's compile lock (one compiling process at a time); a no-op where it cannot be had."""
     path = _jitcache.stamp_dir() / _LOCK
     try:
@@ -48,7 +52,16 @@ def compile_lock() -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("another process has been compiling for %.0f s; compiling here too", wait)
+                    break
+                time.sleep(0.2)
         yield
     finally:
         os.close(fd)  # releases the lock
