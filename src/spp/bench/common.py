@@ -303,6 +303,9 @@ class Testpmd:
 
 def runs_native(worker: Any) -> bool:
     """Whether ``worker`` runs its current plan on the compiled loop (every row's ``native``)."""
+    path = getattr(worker, "path", None)  # ("native", None) or ("python", why), where workers say it
+    if isinstance(path, tuple):
+        return bool(path[0] == "native")
     return getattr(worker, "_native", None) is not None
 
 
