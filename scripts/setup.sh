@@ -19,3 +19,6 @@ if ! python3 -c 'import spp, numba, fastapi, scapy, pytest' >/dev/null 2>&1 \
     echo "installing spp and its Python dependencies (pip)"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 fi
+# Compile the data plane into numba's cache once (about a minute), so a newcomer's first
+# commands never wait for it; a second run finds the cache warm and takes a second.
+python3 -m spp.control.warmup || echo "the data plane was not compiled now: spp's processes compile it on first start"

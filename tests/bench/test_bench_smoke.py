@@ -15,7 +15,7 @@ from spp.bench.common import dpdk_runtime_dir
 from spp.bench.main import main
 from spp.testing import wait_for
 
-KEYS = {"scenario", "mpps", "peer", "peer_mpps", "ratio", "unit", "status"}
+KEYS = {"scenario", "mpps", "peer", "peer_mpps", "ratio", "unit", "status", "native"}
 HAVE_TESTPMD = os.access("/usr/bin/dpdk-testpmd", os.X_OK)
 
 
@@ -24,6 +24,8 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
     for obj in lines:
         assert obj.keys() >= KEYS
+        if obj["status"] == "ok":
+            assert isinstance(obj["native"], bool), obj  # every row says which path ran
     return code, lines
 
 
@@ -59,6 +61,26 @@ def test_memory(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, out
     (r,) = out
     assert r["rss_mib"] > 0 and r["warm_start_s"] > 0 and r["cold_start_s"] > 0  # type: ignore[operator]
+    assert r["cold_register_s"] > 0 and r["warm_register_s"] > 0  # type: ignore[operator]
+    assert r["register_state"] == "compiling"  # registered before its (cold) data path was ready
+
+
+def test_mirror_component_beside_forward(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(capsys, "mirror-component")
+    assert code == 0, out
+    (r,) = out
+    assert r["mpps"] > 0 and r["peer_mpps"] > 0 and r["ratio"] > 0  # type: ignore[operator]
+    assert r["exact"] is True and r["mirrored_frames"] > 0  # type: ignore[operator]
+    assert isinstance(r["peer_native"], bool)
+
+
+def test_vlan_add_and_del(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_json(capsys, "vlan")
+    assert code == 0, out
+    assert [r["operation"] for r in out] == ["add_vlantag", "del_vlantag"]
+    for r in out:
+        assert r["mpps"] > 0 and r["peer_mpps"] > 0  # type: ignore[operator]
+        assert r["exact"] is True and r["tagged_ok"] is True, r
 
 
 @pytest.mark.root

@@ -59,6 +59,10 @@ def test_status_tables(ctl: Ctl, vf: FakeSecondary, mirror: FakeSecondary, prima
     assert "classifier" in out and "52:54:00:12:34:56" in out and "101/default" in out
     assert "1,234" in out and "ring_full=7" in out and "+vlan 101/3" in out
     assert "mir" in out and "ring:5" in out
+    assert "compiling" not in out
+    mirror.status_info["state"] = "compiling"  # a process that just started on an empty compile cache
+    assert run(ctl, "mirror 2; status") == 0
+    assert "compiling the data path: commands take effect when it is ready" in capsys.readouterr().out
 
 
 def test_error_message_no_traceback(ctl: Ctl, vf: FakeSecondary, capsys: pytest.CaptureFixture[str]) -> None:

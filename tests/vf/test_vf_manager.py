@@ -133,8 +133,8 @@ def test_status_shape(dp: Dataplane) -> None:
         assert reply["results"] == [{"result": "success"}]
         info = reply["info"]
         assert list(info) == ["client-id", "phy", "vhost", "ring", "nullpmd", "master-lcore", "core",
-                              "classifier_table"]
-        assert info["client-id"] == 7
+                              "classifier_table", "state"]  # SPP's keys, then spp's
+        assert info["client-id"] == 7 and info["state"] == "ready"
         assert (info["phy"], info["vhost"], info["ring"], info["nullpmd"]) == ([], [], ["0", "1", "2"], ["0"])
         assert info["master-lcore"] == 2
         zero = {"rx_packets": 0, "rx_bytes": 0, "tx_packets": 0, "tx_bytes": 0, "errors": 0, "drops": {}}
@@ -157,7 +157,7 @@ def test_status_shape(dp: Dataplane) -> None:
 def test_empty_status_and_mirror_status(dp: Dataplane) -> None:
     m = Manager(dp, cores=[0, 1], pin=False)
     assert m.status() == {"client-id": 1, "phy": [], "vhost": [], "ring": [], "master-lcore": 0,
-                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": []}
+                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": [], "state": "ready"}
     m.exit()
     assert "is exiting" in err(m, "component start a 1 forward")
     mm = Manager(dp, process="mirror", client_id=2, cores=[0, 1], pin=False)
@@ -167,6 +167,52 @@ def test_empty_status_and_mirror_status(dp: Dataplane) -> None:
         assert mm.options == {"copy": "shallow"}
     finally:
         mm.exit()
+
+
+def test_commands_while_compiling_take_effect_once_ready(dp: Dataplane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data path compiles in the background: commands are answered at once, their plans adopted
+    once it is ready; frames given meanwhile wait in their ring, none is lost."""
+    import threading
+
+    from spp.control import warmup
+    from spp.ports.base import PortTable
+
+    go = threading.Event()
+    real = warmup.compile_data_path
+    monkeypatch.setattr(warmup, "compile_data_path", lambda d: (go.wait(60), real(d)))
+    m = Manager(dp, cores=[0, 1], pin=False, wait_compiled=False)
+    ports = PortTable(dp)
+    try:
+        assert m.status()["state"] == "compiling"
+        ok(m, "component start fwd 1 forward", "port add ring:0 rx fwd", "port add ring:1 tx fwd")
+        assert m.status()["core"][0]["name"] == "fwd" and m.workers() == {}  # taken, not yet running
+        ids = np.zeros(50, np.int32)
+        assert dp.alloc(ids) == 50
+        for i, b in enumerate(ids):
+            dp.write_frame(int(b), numbered(i))
+        assert ports.get("ring:0").tx_burst(ids, 50) == 50
+        assert ringcore.ring_count(dp.ring_ctrl[1]) == 0
+        ok(m, "component start gone 1 forward", "component stop gone")  # a plan that came and went meanwhile
+        go.set()
+        wait_for(lambda: m.status()["state"] == "ready", timeout=60)
+        got: list[int] = []
+        out = np.zeros(64, np.int32)
+        sink = ports.get("ring:1")
+
+        def collect() -> bool:
+            k = sink.rx_burst(out)
+            got.extend(frame_number(dp.frame(int(b))) for b in out[:k])
+            dp.free(out, k)
+            return len(got) >= 50
+
+        wait_for(collect, timeout=30, message="the frames given while compiling")
+        assert got == list(range(50)) and list(m.workers()) == [1]
+    finally:
+        go.set()
+        m.exit()
+        ports.close_all()
+        for r in (0, 1):
+            drain_ring(dp, r)
 
 
 def _tci(frame: bytes) -> int | None:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -82,10 +83,10 @@ def _reachable(api: httpx.Client) -> bool:
         return False
 
 
-def launch(kind: str, *args: str) -> subprocess.Popen[bytes]:
+def launch(kind: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     main = "main_vf" if kind == "vf" else "main_mirror"
     code = f"import sys; from spp.control.secondary import {main}; sys.exit({main}(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE, env=env)
 
 
 @pytest.fixture
@@ -173,7 +174,8 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
         r = api.get("/v1/vfs/1")
         assert r.status_code == 200
         st = r.json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table", "state"]
+        assert st["state"] == "ready"
         assert st["client-id"] == 1
         assert st["ports"] == ["ring:0", "ring:1", "ring:2", "ring:3", "ring:8", "ring:9"]
         assert st["master-lcore"] == 2
@@ -199,6 +201,55 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
     finally:
         _stop(vf)
         for r in (0, 1, 2, 3, 8, 9):
+            drain_ring(dp, r)
+
+
+@pytest.mark.timeout(600)  # one cold compile: about a minute, several on a loaded 2-core host
+def test_cold_start_registers_at_once_and_forwards_once_compiled(world: tuple[Dataplane, CtlProc],
+                                                                 tmp_path: Path) -> None:
+    """An empty compile cache: spp-vf registers and takes commands while its data path compiles
+    (status ``compiling``); frames given meanwhile wait in their ring and go through once it is ready."""
+    dp, ctl = world
+    api = ctl.api
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    vf = launch("vf", "--client-id", "4", "-s", f"{HOST}:{ctl.sec_port}", "-l", "0,1", "--file-prefix", dp.prefix,
+                "--no-pin", env=env)
+    try:
+        wait_for(lambda: {"type": "vf", "client-id": 4} in ctl.processes(), timeout=60, message="spp-vf to connect")
+        assert api.get("/v1/vfs/4").json()["state"] == "compiling"  # a cold compile takes far longer than this
+        ok(api, "POST", "/v1/vfs/4/components", {"name": "fwd", "core": 1, "type": "forward"})
+        for port, d in (("ring:0", "rx"), ("ring:1", "tx")):
+            ok(api, "PUT", "/v1/vfs/4/components/fwd/ports", {"action": "attach", "port": port, "dir": d})
+        st = api.get("/v1/vfs/4").json()
+        assert st["components"][0]["name"] == "fwd" and st["ports"] == ["ring:0", "ring:1"]
+        ports = PortTable(dp)
+        src, sink = ports.get("ring:0"), ports.get("ring:1")
+        n = 100
+        ids = np.zeros(n, np.int32)
+        assert dp.alloc(ids) == n
+        for i, b in enumerate(ids):
+            dp.write_frame(int(b), numbered(i, MAC_A))
+        assert src.tx_burst(ids, n) == n
+        wait_for(lambda: api.get("/v1/vfs/4").json()["state"] == "ready", timeout=540, interval=0.5,
+                 message="the data path to be compiled")
+        got: list[int] = []
+        out = np.zeros(64, np.int32)
+
+        def collect() -> bool:
+            k = sink.rx_burst(out)
+            got.extend(frame_number(dp.frame(int(b))) for b in out[:k])
+            if k:
+                dp.free(out, k)
+            return len(got) >= n
+
+        wait_for(collect, timeout=30, message="the frames given while compiling")
+        assert got == list(range(n))
+        ok(api, "DELETE", "/v1/vfs/4")
+        assert vf.wait(30) == 0
+        assert b"Traceback" not in (vf.stderr.read() if vf.stderr else b"")
+    finally:
+        _stop(vf)
+        for r in (0, 1):
             drain_ring(dp, r)
 
 
@@ -238,7 +289,7 @@ def test_mirror_process(world: tuple[Dataplane, CtlProc]) -> None:
         for port, d in (("ring:0", "rx"), ("ring:4", "tx"), ("ring:5", "tx")):
             ok(api, "PUT", "/v1/mirrors/1/components/mir/ports", {"action": "attach", "port": port, "dir": d})
         st = api.get("/v1/mirrors/1").json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "state"]
         assert st["ports"] == ["ring:0", "ring:4", "ring:5"]
         (mir,) = st["components"]
         assert (mir["core"], mir["name"], mir["type"]) == (2, "mir", "mirror")

@@ -2,7 +2,8 @@
 
 It attaches the data plane ``--prefix``, runs one forward component on ``--core``
 for its ``--role`` (``forward``: nullpmd:0 → nullpmd:1, ``producer``: nullpmd:0 →
-ring:0, ``consumer``: ring:0 → nullpmd:1), prints ``ready TID`` (the worker thread's id), and on SIGINT/SIGTERM or a
+ring:0, ``consumer``: ring:0 → nullpmd:1), prints ``ready TID native=0|1`` (the worker thread's id, whether it
+runs the compiled loop), and on SIGINT/SIGTERM or a
 ``stop`` line on stdin sends what it holds, prints ``stopped <rss_kib>`` and exits.
 """
 
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     comp = Forward(dp, args.role, args.core)
     w.publish(worker_mod.WorkerPlan((worker_mod.ComponentPlan(comp, (worker_mod.Attachment(src),),
                                                               (worker_mod.Attachment(dst),)),), 1), timeout=300)
-    print(f"ready {w._thread.native_id}", flush=True)
+    from spp.bench.common import runs_native
+
+    print(f"ready {w._thread.native_id} native={int(runs_native(w))}", flush=True)
 
     def read_stdin() -> None:
         for line in sys.stdin:

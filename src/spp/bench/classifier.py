@@ -17,7 +17,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from spp.bench.common import BenchError, Cleanup, Options, Result, Testpmd, eal_args, median, thread_cpu_seconds
+from spp.bench.common import (
+    BenchError,
+    Cleanup,
+    Options,
+    Result,
+    Testpmd,
+    eal_args,
+    median,
+    runs_native,
+    thread_cpu_seconds,
+)
 from spp.ports.base import Port, PortTable
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
@@ -81,7 +91,7 @@ class Chain:
     def measure(self, seconds: float, during: Callable[[], None] | None = None) -> tuple[float, float]:
         """Run for ``seconds`` (calling ``during`` meanwhile, if given); Mpps per wall-clock and per CPU second."""
         self.publish(True)
-        self.native = all(w._native is not None for w in self.workers.values())
+        self.native = all(runs_native(w) for w in self.workers.values())
         start = self.delivered()
         wait_for(lambda: self.delivered() > start, timeout=300, message="first forwarded frame")
         c0, t0, u0 = self.delivered(), time.perf_counter(), self.cpu()
@@ -182,3 +192,27 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     extra.update(books)
     return [Result("classifier", fig["mpps"], PEER if "peer_mpps" in fig else None, fig.get("peer_mpps"),
                    extra=extra)]
+
+
+def compare_plans(opts: Options, chain: Chain, ours: dict[int, tuple[ComponentPlan, ...]],
+                  theirs: dict[int, tuple[ComponentPlan, ...]]) -> dict[str, Any]:
+    """Alternate windows of two plans on the same chain (same workers, ports and rings): the figures.
+
+    ``mpps`` is ``ours``' best window, ``peer_mpps`` the other plan's, ``native`` whether
+    ``ours`` ran on the compiled loop (``peer_native`` for the other).
+    """
+    window = opts.seconds / max(opts.rounds, 1)
+    figures: dict[str, list[float]] = {"ours": [], "theirs": []}
+    native = {"ours": True, "theirs": True}
+    for warm in (True, False):
+        for _ in range(1 if warm else max(opts.rounds, 1)):
+            for side, plans in (("ours", ours), ("theirs", theirs)):
+                chain.plans = plans
+                wall, _ = chain.measure(min(window, 0.5) if warm else window)
+                if not warm:
+                    figures[side].append(wall)
+                    native[side] = native[side] and chain.native
+    a, b = figures["ours"], figures["theirs"]
+    return {"mpps": max(a), "peer_mpps": max(b), "mpps_median": round(median(a), 3),
+            "peer_mpps_median": round(median(b), 3), "spp_windows": [round(x, 3) for x in a],
+            "peer_windows": [round(x, 3) for x in b], "native": native["ours"], "peer_native": native["theirs"]}

@@ -71,6 +71,7 @@ class Result:
             "ratio": _round(self.ratio),
             "unit": self.unit,
             "status": self.status,
+            "native": self.extra.get("native"),  # the compiled loop ran (None: no worker ran)
         }
         out.update(self.extra)
         return out
@@ -298,6 +299,14 @@ class Testpmd:
                 self.proc.wait(15)
             except (OSError, subprocess.TimeoutExpired):
                 stop_process(self.proc)
+
+
+def runs_native(worker: Any) -> bool:
+    """Whether ``worker`` runs its current plan on the compiled loop (every row's ``native``)."""
+    path = getattr(worker, "path", None)  # ("native", None) or ("python", why), where workers say it
+    if isinstance(path, tuple):
+        return bool(path[0] == "native")
+    return getattr(worker, "_native", None) is not None
 
 
 def median(xs: list[float]) -> float:

@@ -17,7 +17,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from spp.bench.common import BenchError, Cleanup, Options, Result, Testpmd, eal_args, median, thread_cpu_seconds
+from spp.bench.common import (
+    BenchError,
+    Cleanup,
+    Options,
+    Result,
+    Testpmd,
+    eal_args,
+    median,
+    runs_native,
+    thread_cpu_seconds,
+)
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
 from spp.testing import unique_prefix, wait_for
@@ -76,7 +86,7 @@ class SppForward:
         """Forward for ``seconds``; return Mpps delivered to nullpmd:1 per wall-clock and per CPU second."""
         tx = self.dst.stats
         self._publish(True)
-        self.native = self.worker._native is not None
+        self.native = runs_native(self.worker)
         start = int(tx[TX_PACKETS])
         wait_for(lambda: int(tx[TX_PACKETS]) > start, timeout=300, message="first forwarded frame")
         tid = self.worker._thread.native_id

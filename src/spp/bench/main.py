@@ -36,6 +36,8 @@ DESCRIPTIONS: dict[str, str] = {
     "vf-chain": "SPEC §3 classify-ICMP chain (classifier → 2 forwards over rings → merge), null ends, 2 cores",
     "reconfig": "frames lost during 1,000 classifier_table add/del (spp-vf Manager) at a steady load",
     "mirror-overhead": "nullpmd → forward → nullpmd with vs without a shallow port mirror to a nullpmd (same run)",
+    "mirror-component": "spp-mirror's mirror component ring:0 → ring:1 + ring:2 (shallow) vs forward on the same rings",
+    "vlan": "forward with add_vlantag / del_vlantag on its tx port vs the same forward without (same run)",
     "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
@@ -86,6 +88,14 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import memory
 
         return memory.run
+    if name == "mirror-component":
+        from spp.bench import mirror_component
+
+        return mirror_component.run
+    if name == "vlan":
+        from spp.bench import vlan
+
+        return vlan.run
     raise AssertionError(name)
 
 
@@ -153,6 +163,8 @@ def _print_table(results: list[Result]) -> None:
             name += f" {r.extra['direction']}"
         if r.scenario == "mirror-peers" and "versus" in r.extra:
             name += f" vs {r.extra['versus']} @{r.extra['offered_mpps']}"
+        if r.scenario == "vlan" and "operation" in r.extra:
+            name += f" {r.extra['operation']}"
         if r.scenario == "vf-chain" and "cores" in r.extra:
             name += f" {r.extra['cores']} core" + ("s" if r.extra["cores"] != 1 else "")
         figure = "-" if r.mpps is None else f"{r.mpps:.3g} {r.unit}"
@@ -167,9 +179,10 @@ def _notes(r: Result) -> str:
     short = {"mpps_per_cpu": "per CPU s", "peer_mpps_per_cpu": "peer per CPU s", "ratio_per_cpu": "ratio per CPU s",
              "loss": "loss", "peer_loss": "peer loss", "ring_full": "ring_full", "rss_mib": "RSS MiB",
              "cold_start_s": "cold start s", "warm_start_s": "warm start s", "peer_rss_mib": "peer RSS MiB",
+             "cold_register_s": "cold register s", "warm_register_s": "warm register s",
              "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer",
              "mirrored_mpps": "mirrored", "mirror_loss": "mirror loss", "peer_mirrored_mpps": "peer mirrored",
-             "peer_mirror_loss": "peer mirror loss"}
+             "peer_mirror_loss": "peer mirror loss", "native": "native", "peer_native": "peer native"}
     out = []
     for key, label in short.items():
         if key in r.extra:

@@ -9,8 +9,8 @@ from the source; every one of them leaves twice).  One result per size: ``mpps``
 shallow, ``peer_mpps`` deep, so ``ratio`` is shallow ÷ deep.  There is no external
 reference: the comparison is spp against itself.
 
-The worker takes its Python path (the mirror component has no compiled fast path);
-the books are checked at the end: received × 2 = transmitted + counted drops, pool
+Each row says whether the worker ran the compiled loop (``native``); the books are
+checked at the end: received × 2 = transmitted + counted drops, pool
 whole.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from spp.bench.common import BenchError, Cleanup, Options, Result, median, thread_cpu_seconds
+from spp.bench.common import BenchError, Cleanup, Options, Result, median, runs_native, thread_cpu_seconds
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
 from spp.testing import unique_prefix, wait_for
@@ -50,6 +50,7 @@ class _MirrorRig:
         self.components = (wm.ComponentPlan(self.mirror, (wm.Attachment(self.src),),
                                             (wm.Attachment(self.orig), wm.Attachment(self.dup))),)
         self.generation = 1
+        self.native = True
 
     def _publish(self, running: bool) -> None:
         import spp.runtime.worker as wm
@@ -64,6 +65,7 @@ class _MirrorRig:
         self._publish(True)
         start = int(self.dup.stats[TX_PACKETS])
         wait_for(lambda: int(self.dup.stats[TX_PACKETS]) > start, timeout=300, message="first mirrored frame")
+        self.native = self.native and runs_native(self.worker)
         tid = self.worker._thread.native_id
         assert tid is not None
         c0, t0, u0 = int(rx[RX_PACKETS]), time.perf_counter(), thread_cpu_seconds(os.getpid(), tid)
@@ -82,7 +84,7 @@ class _MirrorRig:
         drops = sum(int(p.stats[DROP_BASE:].sum()) for p in (self.src, self.orig, self.dup))
         drops += int(self.mirror.drops[DROP_BASE:].sum())  # mirror_nombuf: deep copies the pool could not give
         wait_for(lambda: self.dp.free_count == self.dp.n_bufs, timeout=5, message="pool whole")
-        return {"frames_in": rx, "exact": 2 * rx == tx + drops and self.dp.double_frees == 0}
+        return {"frames_in": rx, "exact": 2 * rx == tx + drops and self.dp.double_frees == 0, "native": self.native}
 
 
 def run(opts: Options, cleanup: Cleanup) -> list[Result]:

@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, spawn
+from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, runs_native, spawn
 from spp.bench.phy import _Generator, _rx_packets
 from spp.testing import unique_prefix, wait_for
 
@@ -146,6 +146,7 @@ def _spp_side(net: _Net, opts: Options, window: float, rounds: int, gen_core: in
         w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", opts.core), (wm.Attachment(a),),
                                                   (wm.Attachment(b),)),), 1), timeout=300)
         out = _measure(net, opts, window, rounds, gen_core, inner)
+        native = runs_native(w)
         w.publish(wm.WorkerPlan((), 2), timeout=60)
         w.stop()
         if w.error is not None:
@@ -158,7 +159,7 @@ def _spp_side(net: _Net, opts: Options, window: float, rounds: int, gen_core: in
         before_rx = sum(int(a.stats[REASON[r]]) for r in ("ring_full", "stopped", "link_down"))
         exact = rx == tx + int(a.stats[DROP_BASE:].sum() + b.stats[DROP_BASE:].sum()) - before_rx
         wait_for(lambda: dp.free_count == dp.n_bufs, timeout=5, message="pool whole")
-        return out, {"exact": exact, "spp_drops": drops, "mirror_stats": mstats,
+        return out, {"exact": exact, "native": native, "spp_drops": drops, "mirror_stats": mstats,
                      "mirror_tx": int(c.stats[TX_PACKETS])}
     finally:
         inner.run()
@@ -292,7 +293,8 @@ def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> list
     for _ in range(rounds):  # alternate whole sides, one window each, so all see the same machine
         w, b = _spp_side(net, opts, window, 1, gen_core, cleanup)
         ours += w
-        books = {**b, "exact": bool(books["exact"]) and bool(b["exact"])}
+        books = {**b, "exact": bool(books["exact"]) and bool(b["exact"]),
+                 "native": bool(books.get("native", True)) and bool(b["native"])}
         for name, side in sides.items():
             if name in errors:
                 continue

@@ -28,7 +28,17 @@ import sys
 import time
 from typing import Any
 
-from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, Testpmd, eal_args, python_child
+from spp.bench.common import (
+    BenchError,
+    Cleanup,
+    Options,
+    OutputReader,
+    Result,
+    Testpmd,
+    eal_args,
+    python_child,
+    runs_native,
+)
 from spp.testing import unique_prefix, wait_for
 
 PEER = "dpdk-testpmd io (net_af_packet x2)"
@@ -170,6 +180,7 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", opts.core), (wm.Attachment(a),),
                                                   (wm.Attachment(b),)),), 1), timeout=300)
         _warm_up(net, opts, gen_core, inner)
+        native = runs_native(w)
         mpps, loss, sent = [], [], []
         for _ in range(rounds):
             m, lo, se = _window(net, opts, window, gen_core, inner, kdrops)
@@ -187,7 +198,7 @@ def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds:
         before_rx = sum(int(a.stats[REASON[r]]) for r in ("ring_full", "stopped", "link_down"))
         exact = rx == tx + int(a.stats[DROP_BASE:].sum() + b.stats[DROP_BASE:].sum()) - before_rx
         wait_for(lambda: dp.free_count == dp.n_bufs, timeout=5, message="pool whole")
-        return mpps, loss, sent, {"exact": exact, "spp_drops": drops}
+        return mpps, loss, sent, {"exact": exact, "spp_drops": drops, "native": native}
     finally:
         inner.run()
         cleanup.errors.extend(inner.errors)
@@ -240,6 +251,7 @@ def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> Resu
     their_loss: list[float] = []
     sent: list[float] = []
     exact = True
+    native = True
     spp_drops: dict[str, dict[str, int]] = {}
     command = None
     peer = opts.peer
@@ -249,6 +261,7 @@ def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> Resu
     for _ in range(rounds):  # alternate whole sides, one window each, so both see the same machine
         m, lo, se, books = _spp_windows(net, opts, window, gen_core, 1, cleanup, kd_spp)
         exact = exact and bool(books["exact"])
+        native = native and bool(books["native"])
         for port, reasons in books["spp_drops"].items():
             for reason, n in reasons.items():
                 spp_drops.setdefault(port, {})[reason] = spp_drops.get(port, {}).get(reason, 0) + n
@@ -270,6 +283,7 @@ def _run_rate(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> Resu
         "generator": f"{sys.executable} -m spp.bench.gen --ns NS --iface IF --rate {opts.rate} --size {opts.size}",
     }
     extra["exact"] = exact
+    extra["native"] = native
     extra["spp_drops"] = spp_drops
     extra["kernel_drops"] = kd_spp
     if peer_error:

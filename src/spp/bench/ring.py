@@ -47,11 +47,14 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     burst = str(opts.bursts[0])
     children = {}
     tids = {}
+    natives = []
     for role, core in (("consumer", cons_core), ("producer", prod_core)):
         proc = python_child("spp.bench.child", ["--prefix", dp.prefix, "--role", role, "--core", str(core),
                                                 "--burst", burst], cleanup, f"{role} process")
         out = OutputReader(proc)
-        tids[role] = int(out.wait_for(r"(?:^|\n)ready (\d+)", timeout=300).group(1))
+        m = out.wait_for(r"(?:^|\n)ready (\d+) native=(\d)", timeout=300)
+        tids[role] = int(m.group(1))
+        natives.append(m.group(2) == "1")
         children[role] = (proc, out)
     cons_pid = children["consumer"][0].pid
 
@@ -109,7 +112,7 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
         "offered_mpps": round(max(offered), 3),
         "ring_full": round(full / rx, 4) if rx else 0.0,
         "exact": rx == tx + drops and int(ring[RX_PACKETS]) == int(ring[TX_PACKETS]) and dp.double_frees == 0,
-        "rss_kib": rss, "cores": {"producer": prod_core, "consumer": cons_core},
+        "native": all(natives), "rss_kib": rss, "cores": {"producer": prod_core, "consumer": cons_core},
         "command": f"{sys.executable} -m spp.bench.child --prefix P --role producer|consumer --core C",
     }
     return [Result("ring", max(windows), extra=extra)]

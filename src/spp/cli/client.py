@@ -29,7 +29,7 @@ def normalize_server(text: str, default_port: int = 7777) -> str:
 class RestClient:
     """Requests to one spp-ctl node ``HOST:PORT`` (optionally with a bearer token)."""
 
-    def __init__(self, server: str, token: str | None = None, timeout: float = 150.0) -> None:
+    def __init__(self, server: str, token: str | None = None, timeout: float = 40.0) -> None:
         self.server = normalize_server(server)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         # Connecting fails fast; a reply may take as long as spp-ctl's own --timeout

@@ -207,6 +207,28 @@ def _view(client: RestClient, roles: dict[str, str], traffic: Traffic | None, le
     return Group(*lines, _ports_table(info, roles))
 
 
+def _wait_compiled(console: Console, client: RestClient, topology: Topology, timeout: float = 600.0) -> None:
+    """Wait until every secondary of ``topology`` says its data path is compiled (``state``)."""
+    def compiling() -> list[str]:
+        out = []
+        for proc in topology.processes:
+            path = f"/{'vfs' if proc.kind == 'vf' else 'mirrors'}/{proc.client_id}"
+            if client.get(path).get("state") == "compiling":
+                out.append(f"{proc.kind} {proc.client_id}")
+        return out
+
+    waiting = compiling()
+    if not waiting:
+        return
+    console.print(f"{', '.join(waiting)}: compiling the data plane (about a minute, once; "
+                  "scripts/setup.sh does it ahead)...")
+    deadline = time.monotonic() + timeout
+    while compiling():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the data plane did not compile within {timeout:g} s")
+        time.sleep(0.5)
+
+
 def _warm_up(console: Console, client: RestClient, traffic: Traffic, timeout: float = 120.0) -> None:
     """Send until frames flow end to end, then pause, let them drain, and zero every counter.
 
@@ -214,7 +236,7 @@ def _warm_up(console: Console, client: RestClient, traffic: Traffic, timeout: fl
     frames that reach an interface before its port is open are dropped by the kernel,
     unseen by spp; starting the measured run only now keeps the summary exact.
     """
-    console.print("waiting for frames to flow end to end (a first run compiles the data path)")
+    console.print("waiting for frames to flow end to end")
     traffic.sending.set()
     deadline = time.monotonic() + timeout
 
@@ -387,6 +409,7 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     console.print("applying taas.yaml through REST (the primary launches spp-vf 1 and spp-mirror 2)"
                   if root else "applying the null-port TaaS topology through REST")
     up(topology, client, secondary=local.secondary_addr, log=lambda line: console.print(f"  {line}"))
+    _wait_compiled(console, client, topology)
     if traffic is not None:
         _warm_up(console, client, traffic)
     deadline = time.monotonic() + args.seconds

@@ -106,6 +106,8 @@ def secondary(kind: str, client_id: int, status: Mapping[str, Any]) -> Renderabl
     """``vf N; status`` / ``mirror N; status``: components, port counters, classifier table."""
     parts: list[RenderableType] = [Text(
         f"{kind} {client_id}: master lcore {status.get('master-lcore')}, ports {', '.join(status.get('ports', []))}"
+        + (" (compiling the data path: commands take effect when it is ready)"
+           if status.get("state") == "compiling" else "")
     )]
     comps = Table(title="components", title_justify="left")
     for col in ("core", "name", "type", "rx", "tx", "drops"):

@@ -118,11 +118,12 @@ class LocalStack:
         if proc.poll() is not None:
             raise StackError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
 
-    def start_ctl(self, timeout: float = 20.0, reply_timeout: float = 120.0) -> None:
+    def start_ctl(self, timeout: float = 20.0, reply_timeout: float = 30.0) -> None:
         """Start spp-ctl and wait until its REST API answers.
 
-        ``reply_timeout`` is spp-ctl's ``--timeout``: generous, because a secondary's
-        first command may wait for numba to compile its loops.
+        ``reply_timeout`` is spp-ctl's ``--timeout`` (a secondary answers at once, also
+        while it compiles its data path; a worker's first burst on a cold cache may
+        still make a command wait a few seconds).
         """
         self.spawn("spp-ctl", [
             sys.executable, "-m", "spp.ctl", "-b", self.host, "-p", str(self.pri_port),

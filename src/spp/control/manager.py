@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spp.components.base import COMPONENT_TYPES, Component, ComponentError
-from spp.components.classifier import Classifier, build_table, warm_up
+from spp.components.classifier import Classifier, build_table
 from spp.components.vlan import NO_VLAN, VlanOp
 from spp.control.commands import (
     Command,
@@ -57,9 +57,10 @@ from spp.control.commands import (
     Status,
     parse,
 )
+from spp.control.warmup import DataPathCompiler
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan, warm_up_native
+from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,16 @@ class Manager:
     component; default: every CPU of this host).  ``options`` are process options
     components may read (``options["copy"]``: the mirror's ``shallow``/``deep``).
     ``pin`` pins worker threads to their core when the host has it.
+    The data path is compiled in a background thread (:mod:`spp.control.warmup`); with
+    ``wait_compiled`` (the default) the constructor waits for it, without, commands are
+    taken at once, status says ``"state": "compiling"``, and the plans of commands
+    given meanwhile reach the workers when it is ready.
     Thread-safe: actions are serialised by a lock.
     """
 
     def __init__(self, dp: Dataplane, *, process: ProcessType = "vf", client_id: int = 1,
                  cores: Sequence[int] | None = None, options: Mapping[str, Any] | None = None,
-                 pin: bool = True) -> None:
+                 pin: bool = True, wait_compiled: bool = True) -> None:
         if process not in PROCESS_COMPONENTS:
             raise ValueError(f"process type {process!r}: expected vf or mirror")
         self.dp = dp
@@ -168,8 +173,11 @@ class Manager:
         self._workers: dict[int, Worker] = {}
         self._generation = 0
         self._lock = threading.RLock()
-        warm_up(dp)
-        warm_up_native(dp)
+        self._pending: set[int] = set()  # cores whose plan changed while compiling
+        self.compiler = DataPathCompiler(dp, self._compiled)
+        self.compiler.start()
+        if wait_compiled:
+            self.compiler.wait()
 
     @property
     def master_lcore(self) -> int:
@@ -383,6 +391,7 @@ class Manager:
                     {"type": "mac" if vlan is None else "vlan", "value": _value(vlan, mac), "port": str(pid)}
                     for (vlan, mac), pid in self._table.items()
                 ]
+            info["state"] = self.compiler.state  # spp's addition after SPP's keys: "compiling" or "ready"
             return info
 
     def exit(self) -> None:
@@ -497,8 +506,18 @@ class Manager:
             comp = comp.with_table(build_table(entries))
         return ComponentPlan(comp, rx, tx)
 
+    def _compiled(self) -> None:
+        """The data path is ready: hand the workers the plans of the commands given meanwhile."""
+        with self._lock:
+            pending, self._pending = self._pending, set()
+            if not self.closed:
+                self._publish(pending)
+
     def _publish(self, cores: set[int]) -> None:
-        """Build and hand a new plan to the worker of each of ``cores``."""
+        """Build and hand a new plan to the worker of each of ``cores`` (once the data path is compiled)."""
+        if not self.compiler.ready:
+            self._pending |= cores
+            return
         for core in sorted(cores):
             comps = [c for c in self._comps.values() if c.core == core]
             if not comps:

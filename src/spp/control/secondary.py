@@ -9,7 +9,9 @@
 In the DPDK style, arguments before ``--`` are EAL arguments: ``-l`` and
 ``--file-prefix`` are taken from them, the others are ignored.  The process
 attaches to the data plane of ``--file-prefix`` (spp-primary must be running),
-connects to spp-ctl as a TCP client, answers the ``_get_client_id`` handshake, then
+connects to spp-ctl as a TCP client at once (the data path compiles in the
+background meanwhile: status says ``"state": "compiling"`` until it is ready, see
+:mod:`spp.control.warmup`), answers the ``_get_client_id`` handshake, then
 reads one command per ``recv`` and answers each with one JSON reply ending in
 ``\\n`` (:meth:`~spp.control.manager.Manager.execute`).  When the connection
 drops it reconnects with backoff, keeping its state.  ``exit``, SIGTERM and
@@ -218,7 +220,7 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         manager = Manager(dp, process=process, client_id=opts.client_id, cores=opts.cores,
-                          options={"copy": opts.copy}, pin=opts.pin)
+                          options={"copy": opts.copy}, pin=opts.pin, wait_compiled=False)
     except ValueError as e:
         log.error("%s", e)
         dp.close()

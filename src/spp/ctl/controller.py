@@ -135,7 +135,8 @@ class Controller:
         ``ring`` first, then the other types of
         :data:`~spp.ctl.commands.PORT_TYPES`); ``components`` is ``info.core``
         verbatim.  Missing lists are empty, a missing ``master-lcore`` is
-        ``None``.
+        ``None``.  spp's processes add ``state``: ``compiling`` until their data
+        path is ready (commands are taken meanwhile), then ``ready``.
         """
         reply = await self.send(kind, client_id, commands.status())
         return flatten_status(kind, client_id, reply)
@@ -237,6 +238,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
     }
     if kind == "vf":
         status["classifier_table"] = _list(info, "classifier_table", kind, client_id)
+    if isinstance(info.get("state"), str):  # spp's addition: "compiling" until the data path is ready
+        status["state"] = info["state"]
     return status
 
 
