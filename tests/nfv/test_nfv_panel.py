@@ -1,0 +1,129 @@
+"""spp-nfv's commands in process, over rings: patches, forward/stop, a patch change without loss, bad input."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from nfv_helpers import put, take
+
+from spp.control.nfv import Nfv
+from spp.ports.base import open_port
+from spp.ports.ring import drain_ring
+from spp.runtime.dataplane import Dataplane
+from spp.testing import wait_for
+from spp.testing.packets import frame_number, numbered
+
+OK = {"results": [{"result": "success"}], "result": "succeeded"}
+
+
+def ok(nfv: Nfv, *lines: str) -> None:
+    for line in lines:
+        reply = nfv.execute(line)
+        assert reply.get("results") == [{"result": "success"}], (line, reply)
+
+
+def err(nfv: Nfv, line: str) -> str:
+    reply: dict[str, Any] = nfv.execute(line)
+    result = reply["results"][0]
+    assert result["result"] == "error", (line, reply)
+    message: str = result["error_details"]["message"]
+    return message
+
+
+@pytest.fixture
+def nfv(dp: Dataplane) -> Any:
+    dp.set_config({"phy": []})
+    n = Nfv(dp, 1, [0, 1], pin=False)
+    yield n
+    n.exit()
+    for r in range(4):
+        drain_ring(dp, r)
+
+
+def test_patch_forward_status(dp: Dataplane, nfv: Nfv) -> None:
+    ok(nfv, "add ring:0", "add ring:1", "patch ring:0 ring:1")
+    assert nfv.execute("status") == {"client-id": 1, "status": "idling", "master-lcore": 0, "lcores": [0, 1],
+                                     "ports": ["ring:0", "ring:1"],
+                                     "patches": [{"src": "ring:0", "dst": "ring:1"}]}
+    assert nfv.execute("forward") == {**OK, "command": "forward"}
+    assert nfv.execute("status")["status"] == "running"
+    r0, r1 = open_port(dp, "ring:0"), open_port(dp, "ring:1")
+    frames = [numbered(i) for i in range(100)]
+    put(dp, r0, frames)
+    assert take(dp, r1, 100) == frames
+    ok(nfv, "stop")
+    assert nfv.execute("status")["status"] == "idling"
+    put(dp, r0, frames[:5])  # stopped: they wait in ring:0
+    ok(nfv, "forward")
+    assert take(dp, r1, 5) == frames[:5]
+    ok(nfv, "patch reset")
+    assert nfv.execute("status")["patches"] == []
+    ok(nfv, "stop", "del ring:0", "del ring:1")
+    assert nfv.execute("status")["ports"] == []
+
+
+def test_patch_change_while_forwarding_loses_nothing(dp: Dataplane, nfv: Nfv) -> None:
+    ok(nfv, "add ring:0", "add ring:1", "add ring:2", "patch ring:0 ring:1", "forward")
+    r0, r1, r2 = (open_port(dp, f"ring:{i}") for i in range(3))
+    total = 3000
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def receiver() -> None:
+        bufs = np.empty(32, np.int32)
+        while not done.is_set():
+            for port in (r1, r2):
+                k = port.rx_burst(bufs)
+                got.extend(dp.frame(int(b)) for b in bufs[:k])
+                dp.free(bufs, k)
+
+    t = threading.Thread(target=receiver)
+    t.start()
+    try:
+        for start in range(0, total, 100):
+            put(dp, r0, [numbered(i) for i in range(start, start + 100)])
+            if start == 1000:
+                ok(nfv, "patch ring:0 ring:2")  # the plan swap: what was buffered for ring:1 goes there first
+            if start == 2000:
+                ok(nfv, "patch ring:0 ring:1")
+        wait_for(lambda: len(got) >= total, timeout=60, message=lambda: f"{total} frames (got {len(got)})")
+    finally:
+        done.set()
+        t.join()
+    assert sorted(frame_number(f) for f in got) == list(range(total))
+    assert nfv.execute("status")["patches"] == [{"src": "ring:0", "dst": "ring:1"}]
+    stats = nfv.panel.stats()
+    assert all(not v["drops"] for v in (*stats["patches"].values(), *stats["ports"].values())), stats
+
+
+BAD = [
+    ("frobnicate", "unknown command 'frobnicate'"),
+    ("patch ring:0", "wrong number of arguments for 'patch'"),
+    ("add", "wrong number of arguments for 'add'"),
+    ("status now", "wrong number of arguments for 'status'"),
+    ("add ring:999", "cannot add ring:999"),
+    ("add foo:1", "unknown port type 'foo'"),
+    ("add ring:x", "invalid port 'ring:x'"),
+    ("patch ring:5 ring:0", "patch source ring:5 is not a port of spp-nfv 1: add ring:5 first"),
+    ("patch phy:7 ring:0", "patch source phy:7 is not a port of spp-nfv 1"),
+    ("forward", "nothing to forward: no patch"),
+    ("del ring:3", "ring:3 is not added"),
+    ("add phy:0", "phy:0 needs no add"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD)
+def test_bad_input_one_error_no_change(nfv: Nfv, line: str, message: str) -> None:
+    ok(nfv, "add ring:0")
+    before = nfv.execute("status")
+    assert message in err(nfv, line)
+    assert nfv.execute("status") == before
+
+
+def test_del_patched_port_refused(nfv: Nfv) -> None:
+    ok(nfv, "add ring:0", "add ring:1", "patch ring:0 ring:1")
+    assert "ring:1 is patched (ring:0 -> ring:1): patch reset first" in err(nfv, "del ring:1")
+    assert "ring:0 is already added" in err(nfv, "add ring:0")
