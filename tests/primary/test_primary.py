@@ -59,7 +59,7 @@ def test_status_shape_and_counters(dp: Dataplane) -> None:
     ("command", "message"),
     [
         ("frobnicate", "valid commands: status, clear"),
-        ("port add phy:0", "only ring:N"),
+        ("port add phy:0", "phy:0 needs no add"),
         ("port add ring:999", "out of range"),
         ("port del ring:1", "not in use"),
         ("launch x spp_vf {}", "invalid client id 'x': must be an integer"),
@@ -67,7 +67,7 @@ def test_status_shape_and_counters(dp: Dataplane) -> None:
         ("launch 1 spp_vf {nope", "not JSON"),
         ("patch ring:0 ring:1", "patch source ring:0 is not a port of spp-primary: add ring:0 first"),
         ("forward", "nothing to forward: no patch"),
-        ("add ring:999", "cannot add ring:999"),
+        ("add ring:999", "ring:999 out of range"),
     ],
 )
 def test_errors_are_spp_error_replies(dp: Dataplane, command: str, message: str) -> None:

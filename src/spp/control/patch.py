@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from spp.components.forward import Forward
@@ -42,11 +43,13 @@ class PatchPanel:
     """Ports, patches and the forwarding state of one process; thread-safe.
 
     ``core`` is the core its one worker runs on; ``owner`` names the process in
-    messages (``spp-nfv 1``, ``spp-primary``).
+    messages (``spp-nfv 1``, ``spp-primary``).  ``owned`` lists the ports usable
+    without ``add`` (default: the stack's phy ports; the primary adds the rings it
+    marked in use).
     """
 
     def __init__(self, dp: Dataplane, core: int, *, owner: str = "spp-nfv", pin: bool = True,
-                 ports: PortTable | None = None) -> None:
+                 ports: PortTable | None = None, owned: Callable[[], list[PortId]] | None = None) -> None:
         self.dp = dp
         self.core = core
         self.owner = owner
@@ -56,6 +59,7 @@ class PatchPanel:
         self.patches: dict[PortId, PortId] = {}
         self.forwarding = False
         self.closed = False
+        self.owned = owned or self.phy_ports
         self._comps: dict[PortId, Forward] = {}
         self._worker: Worker | None = None
         self._generation = 0
@@ -68,11 +72,16 @@ class PatchPanel:
         return [PortId("phy", i) for i in range(len(self.dp.config().get("phy", [])))]
 
     def usable(self, pid: PortId) -> bool:
-        return pid in self.added or (pid.ptype == "phy" and PortId("phy", pid.index) in self.phy_ports())
+        return pid in self.added or PortId(pid.ptype, pid.index) in self.owned()
 
     def port_list(self) -> list[PortId]:
-        """Ports in SPP's status order: phy first, then the added ones in order."""
-        return [*self.phy_ports(), *self.added]
+        """Ports in SPP's status order: phy (and other owned ports) first, then the added ones in order."""
+        return [*self.owned(), *self.added]
+
+    def patched(self, pid: PortId) -> list[str]:
+        """The patches using ``pid``, as ``SRC -> DST``."""
+        with self._lock:
+            return [f"{s} -> {d}" for s, d in self.patches.items() if pid in (s, d)]
 
     def status(self) -> dict[str, Any]:
         """``status``/``ports``/``patches`` of SPP's nfv status (see docs/commands.md)."""
@@ -120,7 +129,7 @@ class PatchPanel:
                 raise PatchError(f"{pid} cannot be deleted: phy ports belong to the stack")
             if pid not in self.added:
                 raise PatchError(f"{pid} is not added (added ports: {_listing(self.added)})")
-            users = [f"{s} -> {d}" for s, d in self.patches.items() if pid in (s, d)]
+            users = self.patched(pid)
             if users:
                 raise PatchError(f"{pid} is patched ({', '.join(users)}): patch reset first")
             self.added.remove(pid)

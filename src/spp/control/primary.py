@@ -60,10 +60,11 @@ import numpy as np
 from spp import lang
 from spp.control.patch import PatchError, PatchPanel
 from spp.mirror import handle_port_mirror_command
+from spp.ports.base import PortId
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import ringcore
-from spp.runtime.dataplane import PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
+from spp.runtime.dataplane import PER_TYPE_SLOTS, Dataplane, Layout
 from spp.runtime.stats import row_to_dict
 
 LOG = logging.getLogger("spp.primary")
@@ -194,7 +195,7 @@ class Primary:
         self.exit_requested = threading.Event()
         self._lock = threading.Lock()
         self.forwarder = PatchPanel(dp, self.lcores[1] if len(self.lcores) > 1 else self.lcores[0],
-                                    owner="spp-primary", pin=len(self.lcores) > 1)
+                                    owner="spp-primary", pin=len(self.lcores) > 1, owned=self._owned)
 
     # -- commands ---------------------------------------------------------------
 
@@ -231,9 +232,9 @@ class Primary:
         """The forwarder's commands and ``launch``, parsed by :mod:`spp.lang`."""
         fwd = self.forwarder
         if isinstance(cmd, lang.AddPort):
-            fwd.add_port(cmd.port)
+            self.port("add", str(cmd.port))
         elif isinstance(cmd, lang.DelPort):
-            fwd.del_port(cmd.port)
+            self.port("del", str(cmd.port))
         elif isinstance(cmd, lang.Patch):
             fwd.patch(cmd.src, cmd.dst)
         elif isinstance(cmd, lang.PatchReset):
@@ -301,14 +302,26 @@ class Primary:
         """Zero every port counter of the stack."""
         self.dp.stats[:] = 0
 
+    def _owned(self) -> list[PortId]:
+        """Ports the forwarder may patch without ``add``: the stack's phy ports and the rings in use."""
+        return [*self.forwarder.phy_ports(), *(PortId("ring", i) for i in active_rings(self.dp))]
+
     def port(self, action: str, spec: str) -> None:
-        """``port add ring:N`` marks ring N in use; ``port del ring:N`` drains it and marks it unused."""
-        ptype, _, num = spec.partition(":")
-        if ptype not in PORT_TYPES or not num.isdigit():
-            raise CommandFailed(f"invalid port {spec!r}: expected ring:N")
-        if ptype != "ring":
-            raise CommandFailed(f"the primary adds and deletes only ring:N ports, not {ptype!r}")
-        index = int(num)
+        """``[port] add ring:N`` marks ring N in use; ``[port] del ring:N`` drains it and marks it unused.
+
+        Other ports (vhost, tap, pcap, nullpmd) are added to and deleted from the forwarder.
+        """
+        pid = lang.port_id(spec)
+        if pid.ptype != "ring":
+            if action == "add":
+                self.forwarder.add_port(pid)
+            else:
+                self.forwarder.del_port(pid)
+            return
+        index = pid.index
+        users = self.forwarder.patched(pid)
+        if action == "del" and users:
+            raise CommandFailed(f"{pid} is patched ({', '.join(users)}): patch reset first")
         try:
             self.dp.check_ring(index)
         except ValueError as exc:
