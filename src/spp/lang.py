@@ -231,7 +231,10 @@ def _arity(head: str) -> CommandError:
 
 def tokenize(line: str) -> list[str]:
     """Split a wire command (NULs and any whitespace separate tokens); ``phy:0 nq 1`` → ``phy:0nq1``."""
-    words = line.replace("\0", " ").split()
+    return _merge_nq(line.replace("\0", " ").split())
+
+
+def _merge_nq(words: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(words):
@@ -251,6 +254,7 @@ def parse(line: str, process: ProcessKind) -> Command:
 
 def parse_words(words: list[str], process: ProcessKind, *, raw: str | None = None) -> Command:
     """:func:`parse` for an already split line (the CLI's words after ``nfv N;``)."""
+    words = _merge_nq(words)
     known = COMMANDS[process]
     listing = ", ".join(known[:-1]) + " or " + known[-1]
     if not words:
