@@ -40,7 +40,6 @@ PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "add", "del", "patch", 
                               "port_mirror", "exit")
 
 _RES_RE: Final = re.compile(r"^[a-z]+:\d+(nq\d+)?$")
-_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
     if i >= len(words):
         raise CliError(f"missing port; usage: {usage}")
     res = words[i]
-    if not _RES_RE.match(res):
+    if not _RES_RE.fullmatch(res):
         raise CliError(f"invalid port {res!r}: expected TYPE:N such as ring:0 or phy:0; usage: {usage}")
     if i + 1 < len(words) and words[i + 1] == "nq":
         if i + 2 >= len(words) or not words[i + 2].isdigit():
@@ -188,14 +187,17 @@ def _classifier(base: str, words: list[str]) -> Request:
         body = {"action": action, "type": "vlan", "vlan": vid, "mac_address": _mac(mac, usage), "port": port}
     else:
         raise CliError(f"usage: {usage}")
-    if not _RES_RE.match(port):
+    if not _RES_RE.fullmatch(port):
         raise CliError(f"invalid port {port!r}: expected TYPE:N such as ring:0; usage: {usage}")
     return Request("PUT", f"{base}/classifier_table", body)
 
 
 def _mac(mac: str, usage: str) -> str:
-    if mac != "default" and not _MAC_RE.match(mac):
-        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; usage: {usage}")
+    try:
+        lang.mac(mac, allow_default=True)
+    except lang.CommandError:
+        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; "
+                       f"usage: {usage}") from None
     return mac
 
 

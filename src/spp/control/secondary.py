@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from spp.control.commands import ProcessType, tokenize
-from spp.control.manager import Manager, error_reply, parse_cores, success
+from spp.control.manager import Manager, error_reply, success
+from spp.lang import parse_cores
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.runtime.dataplane import Dataplane
 
