@@ -4,8 +4,10 @@ loop back); frames compared byte for byte."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -91,3 +93,60 @@ def test_recipe_phy_ring_phy_then_loopback(world: tuple[LocalStack, Veth, Veth],
         send0.close()
         recv1.close()
         http.close()
+
+
+def test_pcap_launched_by_the_primary_driven_by_rest_and_cli(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``pri; launch pcap`` with SPP's options, ``pcap 3; start|stop|status`` and SPP's pcap REST; tcpdump -r."""
+    from scapy.utils import rdpcap
+
+    with veth_in_netns("pcb") as v0, LocalStack() as local:
+        local.start_ctl()
+        py = sys.executable
+        local.start_primary([v0.local], extra=["-l", "0,1", "--program", f"pcap={py} -m spp.control.pcap",
+                                               "--program", f"nfv={py} -m spp.control.nfv"])
+        http = httpx.Client(base_url=local.url + "/v1", timeout=120)
+        sock = ns_packet_socket(v0.ns, v0.peer)
+        try:
+            assert main(["-b", local.server, "-s", local.secondary_addr, "-e",
+                         f"pri; launch pcap 3 -l 0,1,2 -- -c phy:0 --out-dir {tmp_path} --fsize 100000"]) == 0
+            local.wait_process({"type": "pcap", "client-id": 3}, 120)
+            assert http.put("/pcaps/3/capture", json={"action": "start"}).status_code == 204
+            r = http.put("/pcaps/3/capture", json={"action": "start"})
+            assert (r.status_code, r.text) == (400, "command error: capture of phy:0 is already running: stop it first")
+            r = http.put("/pcaps/3/capture", json={"action": "go"})
+            assert r.status_code == 400 and "field 'action'" in r.text
+            status = http.get("/pcaps/3").json()
+            assert status["client-id"] == 3 and status["status"] == "running"
+            assert status["core"][0] == {"core": 1, "role": "receive", "rx_port": [{"port": "phy:0"}]}
+            assert status["core"][1]["core"] == 2 and status["core"][1]["role"] == "write"
+            frames = [numbered(i, size=64 + 5 * i) for i in range(80)]
+            probe = numbered(10**6)
+
+            def probed() -> bool:  # a new veth's carrier comes up late: frames sent before it are lost
+                sock.send(probe)
+                return bool(http.get("/pcaps/3").json()["captured"])
+
+            wait_for(probed, timeout=30, interval=0.05)
+            for f in frames:
+                sock.send(f)
+            def all_written() -> bool:
+                try:  # the file grows while we read it: a block may be half written
+                    got = rdpcap(http.get("/pcaps/3").json()["core"][1]["filename"])
+                except Exception:
+                    return False
+                return [bytes(p) for p in got if bytes(p) != probe] == frames
+
+            wait_for(all_written, timeout=60, interval=0.1)
+            assert main(["-b", local.server, "-e", "pcap 3; stop", "-e", "pcap 3; status"]) == 0
+            assert "pcap 3: idle" in capsys.readouterr().out
+            path = Path(http.get("/pcaps/3").json()["core"][1]["filename"])
+            assert [bytes(p) for p in rdpcap(str(path)) if bytes(p) != probe] == frames
+            out = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True, check=True)
+            assert len(out.stdout.splitlines()) == len(rdpcap(str(path)))
+            assert http.delete("/pcaps/3").status_code == 204
+            wait_for(lambda: {"type": "pcap", "client-id": 3} not in http.get("/processes").json(), timeout=20)
+            assert http.get("/pcaps/3").status_code == 404
+        finally:
+            sock.close()
+            http.close()
