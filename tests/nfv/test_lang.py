@@ -80,3 +80,19 @@ def test_trailing_newline_refused_everywhere() -> None:
         wire.parse_mac("52:54:00:12:34:56\n")
     with pytest.raises(CliError):
         translate_secondary("vf", 1, ["classifier_table", "add", "mac", "52:54:00:12:34:56\n", "ring:0"])
+
+
+def test_reply_framing_resumes_its_scan() -> None:
+    """spp-ctl's reply decoder keeps its place between chunks (it rescanned the whole buffer on each one)."""
+    import json
+
+    from spp.ctl.protocol import ReplyDecoder
+
+    reply = json.dumps({"results": [{"result": "success"}], "info": {"x": ['a\\"{[' * 10, "b" * (1 << 20)]}})
+    data = reply.encode() + b"\n\0" + reply.encode()
+    decoder = ReplyDecoder()
+    got = []
+    for i in range(0, len(data), 1000):
+        got += decoder.feed(data[i : i + 1000])
+        assert decoder._scan.pos in (0, decoder.pending)  # never re-reads what it has seen
+    assert got == [json.loads(reply)] * 2 and decoder.pending == 0
