@@ -144,6 +144,12 @@ def test_pcap_launched_by_the_primary_driven_by_rest_and_cli(tmp_path: Path,
             assert [bytes(p) for p in rdpcap(str(path)) if bytes(p) != probe] == frames
             out = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True, check=True)
             assert len(out.stdout.splitlines()) == len(rdpcap(str(path)))
+            # the primary launches spp-nfv the same way (SPP's nfv options: -n is the client id)
+            assert main(["-b", local.server, "-s", local.secondary_addr, "-e",
+                         f"pri; launch nfv 4 -l 0,1 -- -n 4 -s {local.secondary_addr}"]) == 0
+            local.wait_process({"type": "nfv", "client-id": 4}, 120)
+            assert http.get("/nfvs/4").json()["status"] == "idling"
+            assert http.delete("/nfvs/4").status_code == 204
             assert http.delete("/pcaps/3").status_code == 204
             wait_for(lambda: {"type": "pcap", "client-id": 3} not in http.get("/processes").json(), timeout=20)
             assert http.get("/pcaps/3").status_code == 404
