@@ -123,3 +123,27 @@ def test_del_patched_port_refused(nfv: Nfv) -> None:
     ok(nfv, "add ring:0", "add ring:1", "patch ring:0 ring:1")
     assert "ring:1 is patched (ring:0 -> ring:1): patch reset first" in err(nfv, "del ring:1")
     assert "ring:0 is already added" in err(nfv, "add ring:0")
+
+
+def test_command_lines_ours_and_spps() -> None:
+    from spp.control.nfv import parse_args
+
+    o = parse_args(["-l", "0,1", "-n", "4", "--proc-type", "secondary", "--file-prefix", "x", "--", "-n", "2",
+                    "-s", "10.0.0.1:7777"])
+    assert (o.client_id, o.host, o.port, o.cores, o.file_prefix) == (2, "10.0.0.1", 7777, [0, 1], "x")
+    o = parse_args(["--client-id", "3", "-l", "2-3"])
+    assert (o.client_id, o.cores, o.file_prefix) == (3, [2, 3], "spp")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-l", "0,1"], "the following arguments are required: --client-id/-n"),
+    (["-n", "x"], "invalid client id 'x'"),
+    (["-n", "1", "-l", "3-1"], "the range must go upwards"),
+    (["-n", "1", "-s", "nohost"], "expected HOST:PORT"),
+])
+def test_bad_command_lines(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from spp.control.nfv import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
