@@ -35,7 +35,11 @@ def test_completion_from_live_status(ctl: Ctl, vf: FakeSecondary, primary: FakeP
         assert set(complete(session, "vf 1; port add ring")) == {"ring:0", "ring:1"}
         assert complete(session, "vf 1; port add ring:0 rx c") == ["cls"]
         assert complete(session, "vf 1; port add ring:0 rx cls add") == ["add_vlantag"]
-        assert complete(session, "pri; st") == ["status"]
+        assert complete(session, "pri; st") == ["status", "stop"]
+        assert complete(session, "pri; pat") == ["patch"]
+        assert complete(session, "nfv 1; pa") == ["patch"]
+        assert candidates(session, "nfv 1; patch ")[0] == "reset"
+        assert complete(session, "pcap 1; st") == ["status", "start", "stop"]
         assert "playback" in complete(session, "pl")
         assert candidates(session, "mirror 3; ") == ["status", "component", "port", "exit"]
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from spp.cli.client import CliError
@@ -67,7 +69,7 @@ def test_primary_requests() -> None:
     [
         ("vf x; status", "invalid client id 'x'"),
         ("vf; status", "a client id is required"),
-        ("nfv 1; status", "expected 'pri;', 'vf N;' or 'mirror N;'"),
+        ("foo 1; status", "expected 'pri;', 'nfv N;', 'vf N;', 'mirror N;' or 'pcap N;'"),
         ("vf 1; component start fwd1 x forward", "invalid core 'x'"),
         ("vf 1; component start fwd1 1 mirror", "vf runs forward, merge, classifier"),
         ("vf 1; port add ring0 rx fwd1", "invalid port 'ring0'"),
@@ -103,3 +105,73 @@ def test_spp_style_launch_is_accepted() -> None:
     assert translate_primary(words, "h:6666").body == {
         "proc_name": "spp_vf", "client_id": 2, "eal": {"-l": "1,2", "-m": "512"},
         "app": {"-s": "192.168.1.100:6666", "--client-id": 2}}
+
+
+@pytest.mark.parametrize(
+    ("line", "method", "path", "body"),
+    [
+        ("nfv 1; status", "GET", "/nfvs/1", None),
+        ("nfv 1; add ring:0", "PUT", "/nfvs/1/ports", {"action": "add", "port": "ring:0"}),
+        ("nfv 1; del vhost:1", "PUT", "/nfvs/1/ports", {"action": "del", "port": "vhost:1"}),
+        ("nfv 1; patch phy:0 ring:0", "PUT", "/nfvs/1/patches", {"src": "phy:0", "dst": "ring:0"}),
+        ("nfv 1; patch phy:0 nq 1 ring:0", "PUT", "/nfvs/1/patches", {"src": "phy:0nq1", "dst": "ring:0"}),
+        ("nfv 1; patch reset", "DELETE", "/nfvs/1/patches", None),
+        ("nfv 1; forward", "PUT", "/nfvs/1/forward", {"action": "start"}),
+        ("nfv 1; stop", "PUT", "/nfvs/1/forward", {"action": "stop"}),
+        ("nfv 1; exit", "DELETE", "/nfvs/1", None),
+        ("pcap 2; start", "PUT", "/pcaps/2/capture", {"action": "start"}),
+        ("pcap 2; stop", "PUT", "/pcaps/2/capture", {"action": "stop"}),
+        ("pcap 2; status", "GET", "/pcaps/2", None),
+        ("pcap 2; exit", "DELETE", "/pcaps/2", None),
+    ],
+)
+def test_nfv_and_pcap_lines_as_spp_cli_sends_them(line: str, method: str, path: str, body: object) -> None:
+    target = split_target(line)
+    assert target is not None and target.client_id is not None
+    assert translate_secondary(target.kind, target.client_id, target.words) == Request(method, path, body)
+
+
+@pytest.mark.parametrize(
+    ("words", "method", "path", "body"),
+    [
+        (["add", "ring:0"], "PUT", "/primary/ports", {"action": "add", "port": "ring:0"}),
+        (["patch", "phy:0", "ring:0"], "PUT", "/primary/patches", {"src": "phy:0", "dst": "ring:0"}),
+        (["patch", "reset"], "DELETE", "/primary/patches", None),
+        (["forward"], "PUT", "/primary/forward", {"action": "start"}),
+        (["stop"], "PUT", "/primary/forward", {"action": "stop"}),
+    ],
+)
+def test_primary_forwarder_lines(words: list[str], method: str, path: str, body: object) -> None:
+    assert translate_primary(words, "127.0.0.1:6666") == Request(method, path, body)
+
+
+def test_launch_nfv_and_pcap_spp_form() -> None:
+    req = translate_primary(["launch", "nfv", "2", "-l", "1,2", "-m", "512", "--", "-n", "2", "-s",
+                             "127.0.0.1:6666"], "x:1")
+    assert req.body == {"proc_name": "spp_nfv", "client_id": 2, "eal": {"-l": "1,2", "-m": "512"},
+                        "app": {"-s": "127.0.0.1:6666", "--client-id": 2}}
+    req = translate_primary(["launch", "pcap", "3", "-l", "1,2", "--", "-c", "phy:0", "--out-dir", "/tmp",
+                             "--fsize", "1000"], "x:1")
+    assert req.body is not None and req.body["app"] == {"-s": "x:1", "--client-id": 3, "-c": "phy:0",
+                                                        "--out-dir": "/tmp", "--fsize": "1000"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("nfv 1; patch ring:0", "wrong number of arguments for 'patch': expected patch SRC DST"),
+        ("nfv 1; add ring:0\n", None),
+        ("nfv 1; add bogus:1", "unknown port type 'bogus'"),
+        ("nfv 1; component start x 1 forward", "unknown command 'component' for spp-nfv"),
+        ("pcap 1; forward", "unknown command 'forward' for spp-pcap"),
+    ],
+)
+def test_nfv_bad_lines(line: str, message: str | None) -> None:
+    target = split_target(line)
+    assert target is not None and target.client_id is not None
+    if message is None:  # a trailing newline is whitespace between words, not part of the port
+        assert translate_secondary(target.kind, target.client_id, target.words).body == {"action": "add",
+                                                                                          "port": "ring:0"}
+        return
+    with pytest.raises(CliError, match=re.escape(message)):
+        translate_secondary(target.kind, target.client_id, target.words)

@@ -59,12 +59,15 @@ def test_status_shape_and_counters(dp: Dataplane) -> None:
     ("command", "message"),
     [
         ("frobnicate", "valid commands: status, clear"),
-        ("port add phy:0", "only ring:N"),
+        ("port add phy:0", "phy:0 needs no add"),
         ("port add ring:999", "out of range"),
         ("port del ring:1", "not in use"),
-        ("launch x spp_vf {}", "client id must be an integer"),
-        ("launch 1 spp_nfv {}", "use spp_vf or spp_mirror"),
+        ("launch x spp_vf {}", "invalid client id 'x': must be an integer"),
+        ("launch 1 spp_foo {}", "unknown process 'spp_foo': expected spp_nfv, spp_vf, spp_mirror or spp_pcap"),
         ("launch 1 spp_vf {nope", "not JSON"),
+        ("patch ring:0 ring:1", "patch source ring:0 is not a port of spp-primary: add ring:0 first"),
+        ("forward", "nothing to forward: no patch"),
+        ("add ring:999", "ring:999 out of range"),
     ],
 )
 def test_errors_are_spp_error_replies(dp: Dataplane, command: str, message: str) -> None:
@@ -88,7 +91,7 @@ def test_options_native_and_dpdk_forms() -> None:
         (["-s", "host:port"], "expected HOST:PORT"),
         (["--ring-size", "100"], "power of two"),
         (["--phy", "a", "-p", "0x3"], "--phy names 1"),
-        (["--program", "nfv=x"], "vf=COMMAND"),
+        (["--program", "foo=x"], "KIND=COMMAND with KIND one of nfv, vf, mirror, pcap"),
     ],
 )
 def test_bad_options_explain(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from vf_helpers import MAC_A, MAC_B, MAC_X, err, make_manager, ok
 
-from spp.control.manager import Manager, ManagerError, parse_cores
+from spp.control.manager import Manager, ManagerError
+from spp.lang import parse_cores
 from spp.ports.ring import drain_ring
 from spp.runtime import ringcore
 from spp.runtime.dataplane import Dataplane

@@ -157,3 +157,21 @@ def port_mirrors(entries: Sequence[Mapping[str, Any]]) -> RenderableType:
             *(_num(stats, k) for k in ("packets", "filtered", "nombuf", "full", "errors")),
         )
     return table
+
+
+def patch_panel(kind: str, client_id: int, status: Mapping[str, Any]) -> RenderableType:
+    """``nfv N; status`` / ``pcap N; status``: running state, ports, patches (or capture cores)."""
+    head = Text(f"{kind} {client_id}: {status.get('status', '?')}, ports {', '.join(status.get('ports', []) or [])}")
+    table = Table(title="patches" if kind == "nfv" else "cores", title_justify="left")
+    if kind == "nfv":
+        table.add_column("src")
+        table.add_column("dst")
+        for patch in status.get("patches", []) or []:
+            table.add_row(str(patch.get("src")), str(patch.get("dst")))
+    else:
+        for col in ("core", "role", "port / file"):
+            table.add_column(col)
+        for core in status.get("core", []) or []:
+            what = core.get("filename") or ", ".join(str(p.get("port")) for p in core.get("rx_port", []) or [])
+            table.add_row(str(core.get("core")), str(core.get("role")), str(what))
+    return Group(head, table)

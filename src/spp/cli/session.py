@@ -190,7 +190,9 @@ class Session:
     def _secondary(self, kind: str, client_id: int, words: list[str]) -> None:
         request = translate_secondary(kind, client_id, words)
         result = self._send(request)
-        if words == ["status"]:
+        if words == ["status"] and kind in ("nfv", "pcap"):
+            self.console.print(render.patch_panel(kind, client_id, result))
+        elif words == ["status"]:
             self.console.print(render.secondary(kind, client_id, result))
 
     def _server(self, args: list[str]) -> None:

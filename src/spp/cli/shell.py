@@ -17,6 +17,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
+from spp import lang
 from spp.cli.session import TOP_COMMANDS, Session
 from spp.cli.translate import MIRROR_COMPONENT_TYPES, PRIMARY_SUBCOMMANDS, SECONDARY_SUBCOMMANDS, VF_COMPONENT_TYPES
 
@@ -38,7 +39,7 @@ def candidates(session: Session, text: str) -> list[str]:
         done = words[:-1] if partial else words
         if not done:
             return [*TOP_COMMANDS, *live["targets"]]
-        if len(done) == 1 and done[0] in ("vf", "mirror"):
+        if len(done) == 1 and done[0] in ("vf", "mirror", "nfv", "pcap"):
             return [t.split()[1] for t in live["targets"] if t.startswith(done[0] + " ")]
         if done[0] == "server":
             return [str(i) for i in range(1, len(session.clients) + 1)]
@@ -52,6 +53,26 @@ def candidates(session: Session, text: str) -> list[str]:
     if len(target) == 2 and target[0] in ("vf", "mirror"):
         comps: list[str] = live["components"].get(" ".join(target), [])
         return _secondary(target[0], done, comps, live["ports"])
+    if len(target) == 2 and target[0] in ("nfv", "pcap"):
+        return _patch_panel(target[0], done, live["ports"])
+    return []
+
+
+def _patch_panel(kind: str, done: list[str], ports: list[str]) -> list[str]:
+    """``nfv N;`` / ``pcap N;`` / the primary's forwarder words (the grammar of :mod:`spp.lang`)."""
+    if not done:
+        return list(lang.COMMANDS["nfv" if kind == "nfv" else "pcap" if kind == "pcap" else "primary"])
+    if kind == "pcap":
+        return []
+    cmd, n = done[0], len(done)
+    if cmd == "add" and n == 1:
+        return [f"{t}:0" for t in ("ring", "vhost", "tap", "pcap", "nullpmd")]
+    if cmd == "del" and n == 1:
+        return [p for p in ports if not p.startswith("phy:")] or ["ring:0"]
+    if cmd == "patch" and n == 1:
+        return ["reset", *(ports or ["phy:0", "ring:0"])]
+    if cmd == "patch" and n == 2 and done[1] != "reset":
+        return ports or ["phy:1", "ring:0"]
     return []
 
 
@@ -64,7 +85,9 @@ def _primary(done: list[str], live: dict[str, Any]) -> list[str]:
         if len(done) == 2:
             return [p for p in live["ports"] if p.startswith("ring:")] or ["ring:0"]
     if done[0] == "launch" and len(done) == 1:
-        return ["vf", "mirror"]
+        return ["nfv", "vf", "mirror", "pcap"]
+    if done[0] in ("add", "del", "patch"):
+        return _patch_panel("primary", done, live["ports"])
     return []
 
 
@@ -129,7 +152,7 @@ class SppCompleter(Completer):
                 if word.startswith(partial):
                     yield Completion(word, start_position=-len(partial))
             return
-        if ";" not in text and words[0] in ("vf", "mirror") and len(words) <= 2:
+        if ";" not in text and words[0] in ("vf", "mirror", "nfv", "pcap") and len(words) <= 2:
             for word in candidates(self.session, text):
                 if word.startswith(partial):
                     yield Completion(word, start_position=-len(partial))

@@ -95,7 +95,7 @@ def snapshot(client: RestClient) -> Snapshot:
         try:
             if kind == "primary":
                 primary = client.get("/primary/status")
-            elif kind in ("vf", "mirror"):
+            elif kind in ("vf", "mirror", "nfv", "pcap"):
                 cid = int(proc["client-id"])
                 secondaries[(kind, cid)] = client.get(f"/{kind}s/{cid}")
         except CliError as exc:  # a process that vanished meanwhile is shown as such
@@ -136,6 +136,14 @@ def tree(snap: Snapshot) -> Tree:
             node.add(f"{comp.get('name')} ({comp.get('type')}, core {comp.get('core')}): {rx} → {tx}")
         for entry in status.get("classifier_table", []) or []:
             node.add(f"classify {entry.get('type')} {entry.get('value')} → {entry.get('port')}")
+        if kind == "nfv":  # SPP's patch panel: its status, then one line per patch
+            node.add(f"{status.get('status', '?')}, ports {', '.join(status.get('ports', []) or []) or 'none'}")
+            for patch in status.get("patches", []) or []:
+                node.add(f"patch {patch.get('src')} → {patch.get('dst')}")
+    if snap.primary is not None:
+        fwd = snap.primary.get("forwarder") or {}
+        for patch in fwd.get("patches", []) or []:
+            pri.add(f"forwarder ({fwd.get('status')}): patch {patch.get('src')} → {patch.get('dst')}")
     return root
 
 

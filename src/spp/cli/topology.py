@@ -57,8 +57,18 @@ _NAME_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
 LAUNCH_TIMEOUT = 30.0
 
 
+def _mac_text(value: object) -> str:
+    """A MAC from YAML: YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 integer, so say so."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"MAC read as the number {value}: quote MACs in the topology file, e.g. "
+                         "mac: \"52:54:00:12:34:56\"")
+    if not isinstance(value, str):
+        raise ValueError(f"invalid MAC {value!r}: expected a quoted string XX:XX:XX:XX:XX:XX")
+    return value
+
+
 def _port(value: str) -> str:
-    if not _PORT_RE.match(value):
+    if not _PORT_RE.fullmatch(value):
         raise ValueError(f"invalid port {value!r}: expected TYPE:N such as ring:0, phy:1 or phy:0nq1")
     return value
 
@@ -107,7 +117,7 @@ class Component(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
+        if not _NAME_RE.fullmatch(value):
             raise ValueError("must be 1-64 visible ASCII characters without spaces")
         return value
 
@@ -126,10 +136,11 @@ class ClassifierEntry(_Model):
     port: str
     vlan: Annotated[int, Field(ge=0, le=4095)] | None = None
 
-    @field_validator("mac")
+    @field_validator("mac", mode="before")
     @classmethod
-    def _mac(cls, value: str) -> str:
-        if value != "default" and not _MAC_RE.match(value):
+    def _mac(cls, value: object) -> str:
+        value = _mac_text(value)
+        if value != "default" and not _MAC_RE.fullmatch(value):
             raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX or 'default'")
         return value
 
@@ -200,10 +211,12 @@ class PortMirror(_Model):
     def _check_port(cls, value: str) -> str:
         return _port(value)
 
-    @field_validator("src_mac", "dst_mac")
+    @field_validator("src_mac", "dst_mac", mode="before")
     @classmethod
-    def _mac(cls, value: str | None) -> str | None:
-        if value is not None and not _MAC_RE.match(value):
+    def _mac(cls, value: object) -> str | None:
+        if value is not None:
+            value = _mac_text(value)
+        if value is not None and not _MAC_RE.fullmatch(value):
             raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX")
         return value
 

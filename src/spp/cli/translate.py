@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from spp import lang
 from spp.cli.client import CliError
 
-SECONDARY_KINDS: Final = {"vf": "vfs", "mirror": "mirrors"}
+SECONDARY_KINDS: Final = {"vf": "vfs", "mirror": "mirrors", "nfv": "nfvs", "pcap": "pcaps"}
 VF_COMPONENT_TYPES: Final = ("forward", "merge", "classifier")
 MIRROR_COMPONENT_TYPES: Final = ("mirror",)
 
@@ -26,17 +27,19 @@ USAGE: Final[dict[str, str]] = {
     "mirror_port": "port {add|del} RES_UID {rx|tx} NAME",
     "classifier_table": "classifier_table {add|del} mac {MAC|default} RES_UID | "
     "classifier_table {add|del} vlan VID {MAC|default} RES_UID",
-    "pri": "pri; status | pri; clear | pri; port {add|del} ring:N | "
-    "pri; launch {vf|mirror} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] | pri; exit | "
+    "pri": "pri; status | pri; clear | pri; [port] {add|del} PORT | pri; patch SRC DST | pri; patch reset | "
+    "pri; forward | pri; stop | "
+    "pri; launch {nfv|vf|mirror|pcap} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] "
+    "[-c PORT --out-dir DIR --fsize BYTES] | pri; exit | "
     "pri; port_mirror {list | add ... | del NAME}",
     "port_mirror": "port_mirror list | port_mirror del NAME | port_mirror add NAME SOURCE {rx|tx|both} DESTINATION "
     "[vlan 9,18-27] [src_mac MAC] [dst_mac MAC] [flow PROTO SIP SPORT DIP DPORT] [snaplen N] [copy shallow|deep]",
 }
 SECONDARY_SUBCOMMANDS: Final = ("status", "component", "port", "classifier_table", "exit")
-PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "launch", "port_mirror", "exit")
+PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "add", "del", "patch", "forward", "stop", "launch",
+                              "port_mirror", "exit")
 
 _RES_RE: Final = re.compile(r"^[a-z]+:\d+(nq\d+)?$")
-_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def split_target(line: str) -> Target | None:
         return Target(words[0], int(words[1]), rest.split())
     if len(words) == 1 and words[0] in SECONDARY_KINDS:
         raise CliError(f"{words[0]}: a client id is required, e.g. '{words[0]} 1; status'")
-    raise CliError(f"unknown process {head.strip()!r}: expected 'pri;', 'vf N;' or 'mirror N;'")
+    raise CliError(f"unknown process {head.strip()!r}: expected 'pri;', 'nfv N;', 'vf N;', 'mirror N;' or 'pcap N;'")
 
 
 def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
@@ -79,7 +82,7 @@ def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
     if i >= len(words):
         raise CliError(f"missing port; usage: {usage}")
     res = words[i]
-    if not _RES_RE.match(res):
+    if not _RES_RE.fullmatch(res):
         raise CliError(f"invalid port {res!r}: expected TYPE:N such as ring:0 or phy:0; usage: {usage}")
     if i + 1 < len(words) and words[i + 1] == "nq":
         if i + 2 >= len(words) or not words[i + 2].isdigit():
@@ -89,8 +92,14 @@ def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
 
 
 def translate_secondary(kind: str, client_id: int, words: list[str]) -> Request:
-    """A ``vf N;`` / ``mirror N;`` subcommand (other than ``status``) as a REST request."""
+    """A ``vf N;`` / ``mirror N;`` / ``nfv N;`` / ``pcap N;`` subcommand as a REST request."""
     base = f"/{SECONDARY_KINDS[kind]}/{client_id}"
+    if kind in ("nfv", "pcap"):
+        try:
+            parsed = lang.parse_words(words, "nfv" if kind == "nfv" else "pcap")
+        except lang.CommandError as e:
+            raise CliError(str(e)) from None
+        return lang_request(parsed, base, kind)
     if not words:
         raise CliError(f"empty command for {kind} {client_id}; subcommands: {', '.join(SECONDARY_SUBCOMMANDS)}")
     cmd = words[0]
@@ -178,20 +187,54 @@ def _classifier(base: str, words: list[str]) -> Request:
         body = {"action": action, "type": "vlan", "vlan": vid, "mac_address": _mac(mac, usage), "port": port}
     else:
         raise CliError(f"usage: {usage}")
-    if not _RES_RE.match(port):
+    if not _RES_RE.fullmatch(port):
         raise CliError(f"invalid port {port!r}: expected TYPE:N such as ring:0; usage: {usage}")
     return Request("PUT", f"{base}/classifier_table", body)
 
 
 def _mac(mac: str, usage: str) -> str:
-    if mac != "default" and not _MAC_RE.match(mac):
-        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; usage: {usage}")
+    try:
+        lang.mac(mac, allow_default=True)
+    except lang.CommandError:
+        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; "
+                       f"usage: {usage}") from None
     return mac
+
+
+def lang_request(cmd: lang.Command, base: str, kind: str) -> Request:
+    """The REST request of SPP's spp-ctl for a command of :mod:`spp.lang` sent to ``base``."""
+    if isinstance(cmd, lang.Status):
+        return Request("GET", base if kind != "primary" else f"{base}/status")
+    if isinstance(cmd, lang.Exit):
+        return Request("DELETE", base)
+    if isinstance(cmd, lang.Clear):
+        return Request("DELETE", f"{base}/status")
+    if isinstance(cmd, lang.Start):
+        return Request("PUT", f"{base}/capture", {"action": "start"})
+    if isinstance(cmd, lang.Stop):
+        if kind == "pcap":
+            return Request("PUT", f"{base}/capture", {"action": "stop"})
+        return Request("PUT", f"{base}/forward", {"action": "stop"})
+    if isinstance(cmd, lang.Forward):
+        return Request("PUT", f"{base}/forward", {"action": "start"})
+    if isinstance(cmd, lang.AddPort | lang.DelPort):
+        action = "add" if isinstance(cmd, lang.AddPort) else "del"
+        return Request("PUT", f"{base}/ports", {"action": action, "port": str(cmd.port)})
+    if isinstance(cmd, lang.Patch):
+        return Request("PUT", f"{base}/patches", {"src": str(cmd.src), "dst": str(cmd.dst)})
+    if isinstance(cmd, lang.PatchReset):
+        return Request("DELETE", f"{base}/patches")
+    raise CliError(f"{lang.render(cmd)!r} has no REST request here")
 
 
 def translate_primary(words: list[str], secondary_addr: str) -> Request:
     """A ``pri;`` subcommand as a REST request (``launch`` fills the secondary address)."""
     usage = USAGE["pri"]
+    if words and words[0] in ("add", "del", "patch", "forward", "stop"):
+        try:
+            return lang_request(lang.parse_words(words, "primary"), "/primary", "primary")
+        except lang.CommandError as e:
+            raise CliError(str(e)) from None
     if words == ["status"]:
         return Request("GET", "/primary/status")
     if words == ["clear"]:
@@ -262,6 +305,9 @@ def _launch(args: list[str], secondary_addr: str, usage: str) -> Request:
     eal: dict[str, Any] = {}
     app: dict[str, Any] = {"-s": secondary_addr, "--client-id": cid}
     rest = [a for a in args[2:] if a not in ("--", "--vhost-client")]
+    if "-n" in rest and kind == "nfv":  # SPP's nfv app option: the client id (given already)
+        i = rest.index("-n")
+        del rest[i : i + 2]
     if len(rest) % 2:
         raise CliError(f"options come in pairs (option value); usage: {usage}")
     for opt, value in zip(rest[::2], rest[1::2], strict=True):
@@ -277,6 +323,8 @@ def _launch(args: list[str], secondary_addr: str, usage: str) -> Request:
             app["--copy"] = value
         elif opt == "--client-id":
             continue
+        elif kind == "pcap" and opt in ("-c", "--out-dir", "--fsize", "--snaplen", "--count"):
+            app[opt] = value
         else:
             raise CliError(f"unknown launch option {opt!r}; usage: {usage}")
     return Request("PUT", "/primary/launch", {"proc_name": f"spp_{kind}", "client_id": cid, "eal": eal, "app": app})

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from spp import lang
 from spp.components.vlan import VlanOp
 from spp.ports.base import PortError, PortId
 
@@ -56,11 +57,8 @@ USAGE: Final[dict[str, str]] = {
 
 _NAME_RE: Final = re.compile(r"^[\x21-\x7e]+$")
 _INT_RE: Final = re.compile(r"^[0-9]{1,9}$")
-_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
-
-
-class CommandError(ValueError):
-    """A command line is not valid; the message says what was wrong and what is expected."""
+#: A command line is not valid; the message says what was wrong and what is expected (spp.lang's error).
+CommandError = lang.CommandError
 
 
 # -- the commands -------------------------------------------------------------
@@ -145,7 +143,7 @@ Command = Status | Exit | ComponentStart | ComponentStop | PortAdd | PortDel | C
 
 def parse_int(what: str, text: str, low: int, high: int) -> int:
     """``text`` as a decimal integer in ``low..high``."""
-    if not _INT_RE.match(text):
+    if not _INT_RE.fullmatch(text):
         raise CommandError(f"invalid {what} {text!r}: must be an integer {low}..{high}")
     value = int(text)
     if not low <= value <= high:
@@ -155,18 +153,15 @@ def parse_int(what: str, text: str, low: int, high: int) -> int:
 
 def parse_name(text: str) -> str:
     """A component name: 1..64 visible ASCII characters."""
-    if len(text) > NAME_MAX or not _NAME_RE.match(text):
+    if len(text) > NAME_MAX or not _NAME_RE.fullmatch(text):
         raise CommandError(f"invalid component name {text!r}: expected 1..{NAME_MAX} visible ASCII characters")
     return text
 
 
 def parse_mac(text: str) -> str | None:
     """``XX:XX:XX:XX:XX:XX`` (returned lower-case) or ``default`` (returned as None)."""
-    if text == "default":
-        return None
-    if not _MAC_RE.match(text):
-        raise CommandError(f"invalid MAC address {text!r}: expected XX:XX:XX:XX:XX:XX (hex) or default")
-    return text.lower()
+    value = lang.mac(text, allow_default=True)
+    return None if value == "default" else value
 
 
 def parse_port(tokens: list[str], pos: int) -> tuple[PortId, int]:

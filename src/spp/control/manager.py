@@ -89,24 +89,6 @@ def error_reply(message: str) -> dict[str, Any]:
     return {"results": [{"result": "error", "error_details": {"message": message}}]}
 
 
-def parse_cores(text: str) -> list[int]:
-    """``-l`` syntax: ``0,1,2``, ``2-6``, ``1-3,5``; order kept, duplicates refused."""
-    cores: list[int] = []
-    for raw in text.split(","):
-        part = raw.strip()
-        lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"invalid core list {text!r}: expected e.g. 0,1,2 or 2-6 or 1-3,5")
-        first, last = int(lo), int(hi) if sep else int(lo)
-        if last < first:
-            raise ValueError(f"invalid core range {part!r} in {text!r}: the range must go upwards")
-        for c in range(first, last + 1):
-            if c in cores:
-                raise ValueError(f"invalid core list {text!r}: core {c} appears twice")
-            cores.append(c)
-    return cores
-
-
 def _component_types() -> dict[str, Callable[[Dataplane, str, int], Component]]:
     import spp.components.classifier
     import spp.components.forward  # registers forward and merge

@@ -11,8 +11,12 @@ the phy driver reads them), connects to spp-ctl's primary port as a TCP client
     zero every port counter of the stack.
 ``port add ring:N`` / ``port del ring:N``
     mark ring N in use / drain it (its buffers go back to the pool) and mark it unused.
-``launch CLIENT_ID PROC_NAME JSON``
-    start ``spp-vf`` / ``spp-mirror`` (SPP's ``spp_vf`` / ``spp_mirror`` accepted)
+``add PORT`` / ``del PORT`` / ``patch SRC DST`` / ``patch reset`` / ``forward`` / ``stop``
+    SPP's forwarder of the primary: the same patch panel as spp-nfv
+    (:class:`~spp.control.patch.PatchPanel`), on the second core of ``-l`` (the
+    first if there is one); its state is ``forwarder`` in the status.
+``launch CLIENT_ID PROC_NAME JSON`` or SPP's ``launch CLIENT_ID PROC_NAME EAL -- APP``
+    start ``spp-nfv`` / ``spp-vf`` / ``spp-mirror`` / ``spp-pcap`` (SPP's ``spp_nfv`` ... accepted)
     with the client id, the secondary address of the body's ``app["-s"]``, the
     stack's ``--file-prefix`` and the cores of ``eal["-l"]``.  Children are tracked
     and reaped; they are stopped when the primary exits.
@@ -61,11 +65,14 @@ from typing import Any, Final
 
 import numpy as np
 
+from spp import lang
+from spp.control.patch import PatchError, PatchPanel
 from spp.mirror import handle_port_mirror_command
+from spp.ports.base import PortId
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import members, ringcore
-from spp.runtime.dataplane import H_RECLAIMED, PER_TYPE_SLOTS, PORT_TYPES, Dataplane, Layout
+from spp.runtime.dataplane import H_RECLAIMED, PER_TYPE_SLOTS, Dataplane, Layout
 from spp.runtime.reclaim import Reclaimed, reclaim_dead
 from spp.runtime.stats import row_to_dict
 
@@ -77,20 +84,21 @@ VALID_COMMANDS: Final = (
     "port add ring:N",
     "port del ring:N",
     "launch CLIENT_ID PROC_NAME JSON",
+    "add PORT",
+    "del PORT",
+    "patch SRC DST",
+    "patch reset",
+    "forward",
+    "stop",
     "port_mirror {add|del|list} ...",
     "exit",
 )
 
 #: SPP's process names, and ours, to the kind of secondary they start.
-PROC_KINDS: Final[Mapping[str, str]] = {
-    "spp_vf": "vf",
-    "spp-vf": "vf",
-    "vf": "vf",
-    "spp_mirror": "mirror",
-    "spp-mirror": "mirror",
-    "mirror": "mirror",
-}
-DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {"vf": "spp-vf", "mirror": "spp-mirror"}
+PROC_KINDS: Final[Mapping[str, str]] = lang.LAUNCH_KINDS
+DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {k: f"spp-{k}" for k in ("nfv", "vf", "mirror", "pcap")}
+#: Options of the launch body's ``app`` passed on to a launched pcap (SPP's and ours).
+PCAP_APP_OPTIONS: Final = ("-c", "--out-dir", "--fsize", "--snaplen", "--count")
 DEFAULT_SECONDARY_PORT: Final = 6666
 RECV_SIZE: Final = 4096
 BACKOFF_MIN: Final = 0.1
@@ -203,6 +211,8 @@ class Primary:
         self._reclaim_blocked: list[int] = []
         self._reclaim_next = 0.0
         self._reclaim_backoff = RECLAIM_BACKOFF_MIN
+        self.forwarder = PatchPanel(dp, self.lcores[1] if len(self.lcores) > 1 else self.lcores[0],
+                                    owner="spp-primary", pin=len(self.lcores) > 1, owned=self._owned)
 
     def reclaim(self, now: float | None = None) -> Reclaimed | None:
         """Give back what dead processes of the stack held (:mod:`spp.runtime.reclaim`).
@@ -248,17 +258,40 @@ class Primary:
                 if len(words) == 3 and words[0] == "port" and words[1] in ("add", "del"):
                     self.port(words[1], words[2])
                     return success()
-                if len(words) >= 3 and words[0] == "launch":
-                    _, cid, name, body = text.split(None, 3) if len(words) > 3 else (*words, "{}")
-                    self.launch(cid, name, body)
-                    return success()
-            except CommandFailed as exc:
+                if words and words[0] in ("add", "del", "patch", "forward", "stop", "launch"):
+                    return self.apply(lang.parse(text, "primary"))
+            except (CommandFailed, lang.CommandError, PatchError) as exc:
                 LOG.info("%r failed: %s", text, exc)
                 return error(str(exc))
             except Exception as exc:  # a bug must not kill the connection loop
                 LOG.exception("%r: internal error", text)
                 return error(f"internal error: {exc}")
         return error(f"unknown command {text[:60]!r}; valid commands: {', '.join(VALID_COMMANDS)}")
+
+    def apply(self, cmd: lang.Command) -> dict[str, Any]:
+        """The forwarder's commands and ``launch``, parsed by :mod:`spp.lang`."""
+        fwd = self.forwarder
+        if isinstance(cmd, lang.AddPort):
+            self.port("add", str(cmd.port))
+        elif isinstance(cmd, lang.DelPort):
+            self.port("del", str(cmd.port))
+        elif isinstance(cmd, lang.Patch):
+            fwd.patch(cmd.src, cmd.dst)
+        elif isinstance(cmd, lang.PatchReset):
+            fwd.reset()
+        elif isinstance(cmd, lang.Forward):
+            fwd.forward()
+        elif isinstance(cmd, lang.Stop):
+            fwd.stop()
+        elif isinstance(cmd, lang.Launch):
+            self.launch(cmd)
+        else:  # pragma: no cover - handle() routes only the commands above here
+            raise CommandFailed(f"{lang.render(cmd)!r} is not handled here")
+        return success()
+
+    def close(self) -> None:
+        """Stop the forwarder (sending what it buffered) and close its ports."""
+        self.forwarder.close()
 
     def status_info(self) -> dict[str, Any]:
         """The ``info`` object of the ``status`` reply.
@@ -304,20 +337,33 @@ class Primary:
             "pool": {"n_bufs": dp.n_bufs, "free": free, "in_use": dp.n_bufs - free,
                      "reclaimed": int(dp.header[H_RECLAIMED])},
             "processes": [child.describe() for child in self.children],
+            "forwarder": {**self.forwarder.status(), "core": self.forwarder.core},
         }
 
     def clear(self) -> None:
         """Zero every port counter of the stack."""
         self.dp.stats[:] = 0
 
+    def _owned(self) -> list[PortId]:
+        """Ports the forwarder may patch without ``add``: the stack's phy ports and the rings in use."""
+        return [*self.forwarder.phy_ports(), *(PortId("ring", i) for i in active_rings(self.dp))]
+
     def port(self, action: str, spec: str) -> None:
-        """``port add ring:N`` marks ring N in use; ``port del ring:N`` drains it and marks it unused."""
-        ptype, _, num = spec.partition(":")
-        if ptype not in PORT_TYPES or not num.isdigit():
-            raise CommandFailed(f"invalid port {spec!r}: expected ring:N")
-        if ptype != "ring":
-            raise CommandFailed(f"the primary adds and deletes only ring:N ports, not {ptype!r}")
-        index = int(num)
+        """``[port] add ring:N`` marks ring N in use; ``[port] del ring:N`` drains it and marks it unused.
+
+        Other ports (vhost, tap, pcap, nullpmd) are added to and deleted from the forwarder.
+        """
+        pid = lang.port_id(spec)
+        if pid.ptype != "ring":
+            if action == "add":
+                self.forwarder.add_port(pid)
+            else:
+                self.forwarder.del_port(pid)
+            return
+        index = pid.index
+        users = self.forwarder.patched(pid)
+        if action == "del" and users:
+            raise CommandFailed(f"{pid} is patched ({', '.join(users)}): patch reset first")
         try:
             self.dp.check_ring(index)
         except ValueError as exc:
@@ -332,21 +378,9 @@ class Primary:
         ctrl[RING_ACTIVE] = 0
         LOG.info("ring:%d deleted, %d waiting frames freed", index, freed)
 
-    def launch(self, client_id: str, proc_name: str, body_text: str) -> Child:
-        """Start secondary ``proc_name`` with ``client_id``; see the module docstring."""
-        try:
-            cid = int(client_id)
-        except ValueError:
-            raise CommandFailed(f"launch: client id must be an integer, got {client_id!r}") from None
-        kind = PROC_KINDS.get(proc_name)
-        if kind is None:
-            raise CommandFailed(f"launch: unknown process {proc_name!r}; use spp_vf or spp_mirror")
-        try:
-            body = json.loads(body_text)
-        except json.JSONDecodeError as exc:
-            raise CommandFailed(f"launch: body is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise CommandFailed("launch: body must be a JSON object")
+    def launch(self, cmd: lang.Launch) -> Child:
+        """Start the secondary of ``cmd``; see the module docstring."""
+        cid, kind, body = cmd.client_id, cmd.kind, cmd.body
         self.reap()
         for child in self.children:
             if child.kind == kind and child.client_id == cid and child.alive:
@@ -374,6 +408,10 @@ class Primary:
         copy = app.get("--copy")
         if kind == "mirror" and copy not in (None, ""):
             args += ["--copy", str(copy)]
+        if kind == "pcap":
+            for opt in PCAP_APP_OPTIONS:
+                if app.get(opt) not in (None, ""):
+                    args += [opt, str(app[opt])]
         return args
 
     def _program(self, kind: str) -> list[str]:
@@ -519,17 +557,6 @@ class Options:
     tap: dict[str, str] = field(default_factory=dict)
 
 
-def parse_cores(text: str) -> list[int]:
-    """``"0"``, ``"1,2"``, ``"1-3,5"`` → sorted core ids; ``ValueError`` explains bad text."""
-    cores: set[int] = set()
-    for part in text.split(","):
-        low, sep, high = part.strip().partition("-")
-        if not low.isdigit() or (sep and not high.isdigit()):
-            raise ValueError(f"invalid core list {text!r}: expected e.g. 0 or 1,2 or 1-3")
-        cores.update(range(int(low), int(high if sep else low) + 1))
-    return sorted(cores)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Parser of our own options (the DPDK form is mapped onto them)."""
     parser = argparse.ArgumentParser(
@@ -546,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--portmask", default=None, help="DPDK-style mask selecting --phy interfaces")
     parser.add_argument(
         "--program", action="append", default=[], metavar="KIND=COMMAND",
-        help="command that runs secondaries of KIND (vf, mirror) on launch (default: spp-vf / spp-mirror)",
+        help="command that runs secondaries of KIND (nfv, vf, mirror, pcap) on launch (default: spp-KIND)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
@@ -601,7 +628,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         args = parser.parse_args(argv)
     try:
         server = parse_address(args.server, 5555)
-        lcores = parse_cores(args.lcores)
+        lcores = lang.parse_cores(args.lcores)
         taps = parse_taps(args.tap)
     except ValueError as exc:
         parser.error(str(exc))
@@ -618,7 +645,7 @@ def parse_options(argv: Sequence[str]) -> Options:
     for item in args.program:
         kind, sep, command = item.partition("=")
         if not sep or kind not in DEFAULT_PROGRAMS or not command.strip():
-            parser.error(f"--program {item!r}: expected vf=COMMAND or mirror=COMMAND")
+            parser.error(f"--program {item!r}: expected KIND=COMMAND with KIND one of {', '.join(DEFAULT_PROGRAMS)}")
         programs[kind] = shlex.split(command)
     layout = Layout(n_bufs=args.pool_size, n_rings=args.rings, ring_size=args.ring_size)
     try:
@@ -675,6 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop.set()
         watcher.join(5)
+        primary.close()
         primary.stop_children()
         dp.close()
         for sig, handler in previous.items():

@@ -30,10 +30,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from spp.control.commands import ProcessType, tokenize
-from spp.control.manager import Manager, error_reply, parse_cores, success
+from spp.control.manager import Manager, error_reply, success
+from spp.lang import parse_cores
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.runtime.dataplane import Dataplane
 
@@ -123,10 +124,23 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
     )
 
 
+class Served(Protocol):
+    """What :class:`SecondaryClient` serves: a :class:`Manager`, or spp-nfv's / spp-pcap's process."""
+
+    @property
+    def client_id(self) -> int: ...
+    @property
+    def process(self) -> str: ...
+    @property
+    def dp(self) -> Dataplane: ...
+    def execute(self, line: str) -> dict[str, Any]: ...
+    def exit(self) -> None: ...
+
+
 class SecondaryClient:
     """The TCP client side of a secondary: connect, handshake, serve commands, reconnect."""
 
-    def __init__(self, manager: Manager, host: str, port: int, stop: threading.Event) -> None:
+    def __init__(self, manager: Served, host: str, port: int, stop: threading.Event) -> None:
         self.manager = manager
         self.host = host
         self.port = port
@@ -193,8 +207,9 @@ class SecondaryClient:
         except Exception as e:  # a bug, not bad input: answer, log, keep serving
             log.error("internal error on %r: %s", line, e, exc_info=log.isEnabledFor(logging.DEBUG))
             return error_reply(f"internal error: {e}")
-        if reply["results"][0]["result"] != "success":
-            log.info("command %r rejected: %s", line, reply["results"][0]["error_details"]["message"])
+        result = reply.get("results", [{"result": "success"}])[0]  # spp-nfv's status reply is bare, as SPP's
+        if result["result"] != "success":
+            log.info("command %r rejected: %s", line, result["error_details"]["message"])
         else:
             log.debug("command %r done", line)
         return reply

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from spp import lang
 from spp.ctl.errors import InvalidArgument
 
 Direction = Literal["rx", "tx"]
@@ -54,7 +55,6 @@ VLAN_PCP_MAX: Final = 7
 NAME_MAX_LEN: Final = 64
 
 _PORT_RE: Final = re.compile(r"^(?P<type>[a-z]+):(?P<num>[0-9]{1,9})(?:nq(?P<queue>[0-9]{1,9}))?$")
-_MAC_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
 _NAME_RE: Final = re.compile(r"^[\x21-\x7e]+$")
 _INT_RE: Final = re.compile(r"^[0-9]{1,9}$")
 
@@ -85,7 +85,7 @@ def check_int(field: str, value: object, low: int, high: int | None = None) -> i
         raise InvalidArgument(field, "must be an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and _INT_RE.match(value.strip()):
+    elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         raise InvalidArgument(field, "must be an integer")
@@ -107,7 +107,7 @@ def check_name(field: str, value: object) -> str:
         raise InvalidArgument(field, "must not be empty")
     if len(value) > NAME_MAX_LEN:
         raise InvalidArgument(field, f"must be at most {NAME_MAX_LEN} characters")
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise InvalidArgument(field, "must be visible ASCII characters without spaces")
     return value
 
@@ -120,7 +120,7 @@ def check_port(field: str, value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidArgument(field, "must be a string")
-    match = _PORT_RE.match(value)
+    match = _PORT_RE.fullmatch(value)
     if match is None or match["type"] not in PORT_TYPES:
         raise InvalidArgument(
             field,
@@ -141,8 +141,10 @@ def check_mac(field: str, value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidArgument(field, "must be a string")
-    if value != "default" and not _MAC_RE.match(value):
-        raise InvalidArgument(field, f"must be a MAC address XX:XX:XX:XX:XX:XX or 'default', got {value!r}")
+    try:
+        lang.mac(value, allow_default=True)
+    except lang.CommandError:
+        raise InvalidArgument(field, f"must be a MAC address XX:XX:XX:XX:XX:XX or 'default', got {value!r}") from None
     return value
 
 

@@ -31,11 +31,14 @@ class ReplyDecoder:
     every object completed by the new bytes, in order, and keeps the rest.
     Anything that cannot start or be a JSON object raises
     :class:`ProtocolError`; after that the decoder must not be used again.
+    The scan for an object's end resumes where the previous chunk stopped, so
+    a reply arriving in many chunks costs time linear in its size.
     """
 
     def __init__(self, max_bytes: int = MAX_REPLY_BYTES) -> None:
         self._buffer = bytearray()
         self._max_bytes = max_bytes
+        self._scan = _Scan()
 
     @property
     def pending(self) -> int:
@@ -47,18 +50,20 @@ class ReplyDecoder:
         self._buffer += data
         objects: list[dict[str, Any]] = []
         while True:
-            self._skip_separators()
-            if not self._buffer:
-                return objects
-            if self._buffer[0] != ord("{"):
-                raise ProtocolError(f"reply does not start with '{{': {bytes(self._buffer[:40])!r}")
-            end = _object_end(self._buffer)
+            if self._scan.pos == 0:
+                self._skip_separators()
+                if not self._buffer:
+                    return objects
+                if self._buffer[0] != ord("{"):
+                    raise ProtocolError(f"reply does not start with '{{': {bytes(self._buffer[:40])!r}")
+            end = self._scan.advance(self._buffer)
             if end is None:
                 if len(self._buffer) > self._max_bytes:
                     raise ProtocolError(f"reply exceeds {self._max_bytes} bytes without ending")
                 return objects
             raw = bytes(self._buffer[:end])
             del self._buffer[:end]
+            self._scan = _Scan()
             try:
                 value = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -75,32 +80,48 @@ class ReplyDecoder:
             del self._buffer[:index]
 
 
-def _object_end(buffer: bytearray) -> int | None:
-    """Index just past the JSON object starting at ``buffer[0]``, or None.
+class _Scan:
+    """Where the search for the end of the JSON object at ``buffer[0]`` stopped.
 
     Tracks brace depth outside of strings; works on UTF-8 bytes because
     ``{ } " \\`` never occur inside a multi-byte sequence.
     """
-    depth = 0
-    in_string = False
-    escaped = False
-    for index, byte in enumerate(buffer):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):  # { [
-            depth += 1
-        elif byte in (0x7D, 0x5D):  # } ]
-            depth -= 1
-            if depth == 0:
-                return index + 1
-    return None
+
+    __slots__ = ("depth", "escaped", "in_string", "pos")
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+
+    def advance(self, buffer: bytearray) -> int | None:
+        """Scan the bytes not seen yet; the index just past the object, or None (state kept)."""
+        depth, in_string, escaped = self.depth, self.in_string, self.escaped
+        for index in range(self.pos, len(buffer)):
+            byte = buffer[index]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif byte == 0x5C:  # backslash
+                    escaped = True
+                elif byte == 0x22:  # quote
+                    in_string = False
+            elif byte == 0x22:
+                in_string = True
+            elif byte in (0x7B, 0x5B):  # { [
+                depth += 1
+            elif byte in (0x7D, 0x5D):  # } ]
+                depth -= 1
+                if depth == 0:
+                    return index + 1
+        self.pos, self.depth, self.in_string, self.escaped = len(buffer), depth, in_string, escaped
+        return None
+
+
+def _object_end(buffer: bytearray) -> int | None:
+    """Index just past the JSON object starting at ``buffer[0]``, or None."""
+    return _Scan().advance(buffer)
 
 
 def check_result(reply: dict[str, Any]) -> dict[str, Any]:

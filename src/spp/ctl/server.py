@@ -54,7 +54,7 @@ def parse_client_id(reply: dict[str, Any]) -> ProcessKey:
     kind = reply.get("process_type")
     if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id < 0:
         raise HandshakeError(f"bad client_id {client_id!r}")
-    if not isinstance(kind, str) or not _KIND_RE.match(kind) or kind == PRIMARY:
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind) or kind == PRIMARY:
         raise HandshakeError(f"bad process_type {kind!r}")
     return ProcessKey(kind, client_id)
 

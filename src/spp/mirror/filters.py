@@ -44,7 +44,7 @@ class FilterError(ValueError):
 
 def parse_mac(text: str) -> int:
     """``"52:54:00:12:34:56"`` → 48-bit integer; :class:`FilterError` otherwise."""
-    if not isinstance(text, str) or not _MAC_RE.match(text):
+    if not isinstance(text, str) or not _MAC_RE.fullmatch(text):
         raise FilterError(f"invalid MAC address {text!r}: expected six hex pairs like 52:54:00:12:34:56")
     return int(text.replace(":", ""), 16)
 

@@ -65,7 +65,7 @@ class MirrorSpec:
                src_mac: str | None = None, dst_mac: str | None = None, vlan: str | None = None,
                flow: FlowMatch | str | None = None, snaplen: int = 0, copy: str = "shallow") -> MirrorSpec:
         """Validate everything (raising :class:`MirrorError`) and return the normalised spec."""
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise MirrorError(f"invalid mirror name {name!r}: use 1-32 letters, digits, '_', '-' or '.'")
         src = _port(dp, source, "source")
         dst = _port(dp, destination, "destination")

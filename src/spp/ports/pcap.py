@@ -136,7 +136,7 @@ def pcap_records(outbuf: np.ndarray, meta: np.ndarray, data: np.ndarray, ids: np
         _put32(outbuf, pos, sec)
         _put32(outbuf, pos + 4, usec)
         _put32(outbuf, pos + 8, ln)
-        _put32(outbuf, pos + 12, ln)
+        _put32(outbuf, pos + 12, max(ln, meta[b, 5]))  # original length (M_ORIGLEN of a snaplen copy)
         outbuf[pos + REC_HDR:pos + REC_HDR + ln] = data[b, off:off + ln]
         pos += REC_HDR + ln
     return pos

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 def default_routers() -> list[APIRouter]:
     """The routers every spp-ctl serves under ``/v1``."""
     from spp.ctl import port_mirrors
-    from spp.ctl.routes import host, primary, processes, secondaries
+    from spp.ctl.routes import host, nfv, primary, processes, secondaries
 
     return [processes.router, secondaries.vf_router, secondaries.mirror_router, primary.router, host.router,
-            port_mirrors.router]
+            port_mirrors.router, nfv.nfv_router, nfv.pcap_router, nfv.primary_router]

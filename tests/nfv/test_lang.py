@@ -1,0 +1,98 @@
+"""spp.lang, the one parser of the nfv / pcap / primary forwarder commands: round trips and fuzzing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spp import lang
+from spp.ports.base import PortId
+from spp.runtime.dataplane import PORT_TYPES
+
+ports = st.builds(lambda t, i, q: PortId(t, i, q if t == "phy" else 0), st.sampled_from(PORT_TYPES),
+                  st.integers(0, 10**6), st.integers(0, 3))
+commands = st.one_of(
+    st.sampled_from([lang.Status(), lang.Exit(), lang.Forward(), lang.Stop(), lang.PatchReset()]),
+    st.builds(lang.AddPort, ports), st.builds(lang.DelPort, ports), st.builds(lang.Patch, ports, ports),
+)
+
+
+@given(commands)
+def test_render_then_parse_is_identity(cmd: lang.Command) -> None:
+    assert lang.parse(lang.render(cmd), "nfv") == cmd
+    assert lang.parse(lang.render(cmd) + "\n\0", "primary") == cmd
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(st.sampled_from(["add", "del", "patch", "reset", "forward", "stop", "status", "exit",
+                                           "start", "clear", "launch", "nq", "ring:0", "phy:1", "vhost:2",
+                                           "ring:x", "foo:1", "phy:0nq1", "1", "spp_nfv", "{}", "--", "-l"]),
+                          st.text(max_size=8)), max_size=6),
+       st.sampled_from(["nfv", "pcap", "primary"]))
+def test_any_line_parses_or_says_why(words: list[str], process: lang.ProcessKind) -> None:
+    line = " ".join(words)
+    try:
+        cmd = lang.parse(line, process)
+    except lang.CommandError as e:
+        assert str(e) and "\n" not in str(e).replace("\\n", "")
+        return
+    if not isinstance(cmd, lang.Launch):
+        assert lang.parse(lang.render(cmd), process) == cmd
+
+
+@pytest.mark.parametrize("bad", ["ring:0\n", "ring:0 ", " ring:0", "ring:00x", "RING:0", "ring:-1", "vhost:0nq1"])
+def test_port_id_full_match(bad: str) -> None:
+    with pytest.raises(lang.CommandError):
+        lang.port_id(bad)
+
+
+def test_mac_full_match() -> None:
+    assert lang.mac("52:54:00:AB:cd:01") == "52:54:00:ab:cd:01"
+    for bad in ("52:54:00:12:34:56\n", "52:54:00:12:34", "52-54-00-12-34-56", 41135085296):
+        with pytest.raises(lang.CommandError, match="expected XX:XX:XX:XX:XX:XX"):
+            lang.mac(bad)
+
+
+def test_launch_both_forms() -> None:
+    spp = lang.parse("launch 2 spp_nfv -l 1,2 -m 512 --proc-type secondary -- -n 2 -s 127.0.0.1:6666", "primary")
+    assert isinstance(spp, lang.Launch) and spp.kind == "nfv"
+    assert spp.body["eal"] == {"-l": "1,2", "-m": "512", "--proc-type": "secondary"}
+    assert spp.body["app"] == {"-n": "2", "-s": "127.0.0.1:6666"}
+    ours = lang.parse('launch 3 spp_pcap {"app": {"-c": "phy:0", "--out-dir": "/tmp/a b"}}', "primary")
+    assert isinstance(ours, lang.Launch) and ours.body == {"app": {"-c": "phy:0", "--out-dir": "/tmp/a b"}}
+    assert lang.parse(lang.render(ours), "primary") == ours
+
+
+def test_trailing_newline_refused_everywhere() -> None:
+    """The re.match + '$' defect: a value ending in a newline reached the wire as two tokens."""
+    from spp.cli.client import CliError
+    from spp.cli.translate import translate_secondary
+    from spp.control import commands as wire
+    from spp.ctl import commands as ctl
+    from spp.ctl.errors import InvalidArgument
+
+    for check in (lambda: ctl.check_mac("mac_address", "52:54:00:12:34:56\n"),
+                  lambda: ctl.check_port("port", "ring:0\n"), lambda: ctl.check_name("name", "fwd1\n")):
+        with pytest.raises(InvalidArgument):
+            check()
+    with pytest.raises(wire.CommandError):
+        wire.parse_mac("52:54:00:12:34:56\n")
+    with pytest.raises(CliError):
+        translate_secondary("vf", 1, ["classifier_table", "add", "mac", "52:54:00:12:34:56\n", "ring:0"])
+
+
+def test_reply_framing_resumes_its_scan() -> None:
+    """spp-ctl's reply decoder keeps its place between chunks (it rescanned the whole buffer on each one)."""
+    import json
+
+    from spp.ctl.protocol import ReplyDecoder
+
+    reply = json.dumps({"results": [{"result": "success"}], "info": {"x": ['a\\"{[' * 10, "b" * (1 << 20)]}})
+    data = reply.encode() + b"\n\0" + reply.encode()
+    decoder = ReplyDecoder()
+    got = []
+    for i in range(0, len(data), 1000):
+        got += decoder.feed(data[i : i + 1000])
+        assert decoder._scan.pos in (0, decoder.pending)  # never re-reads what it has seen
+    assert got == [json.loads(reply)] * 2 and decoder.pending == 0
