@@ -71,6 +71,9 @@ def create_app(
     app.add_exception_handler(CtlError, _ctl_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(_RequestGuard, token=token)
+    from spp.ctl import metrics
+
+    metrics.install(app)
     return app
 
 
@@ -101,7 +104,7 @@ class _RequestGuard:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
-            scope = dict(scope, headers=headers)
+            scope["headers"] = headers  # in place: outer middleware (metrics) reads the route from it
         await self.app(scope, receive, send)
 
     def _authorized(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
