@@ -43,6 +43,7 @@ from spp.cli import render
 from spp.cli.client import CliError, RestClient
 from spp.cli.stack import LocalStack, StackError
 from spp.cli.topology import Topology, down, parse, up
+from spp.ops import add_version
 
 OUT_MAC = "52:54:00:00:00:01"
 VM1_MAC = "52:54:00:12:34:56"
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-live", action="store_true", help="no live display; print the summary only")
     parser.add_argument("--rate", type=int, default=2000, help="frames per second sent (root mode, default 2000)")
     parser.add_argument("--null", action="store_true", help="use the null-port variant even as root")
+    add_version(parser)
     return parser
 
 
