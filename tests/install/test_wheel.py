@@ -78,6 +78,7 @@ def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.root
+@pytest.mark.timeout(900)
 def test_wheel_runs_from_a_read_only_install(tmp_path: Path) -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare (read-only bind mounts in a private mount namespace)")
