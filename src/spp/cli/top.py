@@ -64,13 +64,14 @@ def _rate(now: Sample, before: Sample | None, family: str, key: Key) -> float | 
     return (new - old) / (now.at - before.at)
 
 
-def _si(value: float | None, unit: str) -> str:
+def _si(value: float | None, unit: str = "") -> str:
+    """``1234567`` → ``1.23M`` (the column header names the unit)."""
     if value is None:
         return "-"
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= factor:
-            return f"{value / factor:.2f} {prefix}{unit}"
-    return f"{value:.0f} {unit}"
+            return f"{value / factor:.2f}{prefix}{unit}"
+    return f"{value:.0f}{unit}"
 
 
 def _ports(now: Sample) -> Iterator[tuple[str, str]]:
@@ -105,9 +106,9 @@ def view(now: Sample, before: Sample | None, server: str) -> RenderableType:
         reasons = {k[2]: v for k, v in drops.items() if k[0] == port and k[1] == process}
         drop_rate = sum(r or 0.0 for r in (_rate(now, before, "spp_port_drops_total", (port, process, reason))
                                             for reason in reasons)) if before is not None else None
-        ports.add_row(port, process, _si(rx_pps, "pps"), _si(None if rx_bps is None else rx_bps * 8, "bps"),
-                      _si(tx_pps, "pps"), _si(None if tx_bps is None else tx_bps * 8, "bps"),
-                      _si(drop_rate, "/s"), ", ".join(f"{r} {int(v):,}" for r, v in sorted(reasons.items())))
+        ports.add_row(port, process, _si(rx_pps), _si(None if rx_bps is None else rx_bps * 8),
+                      _si(tx_pps), _si(None if tx_bps is None else tx_bps * 8),
+                      _si(drop_rate), ", ".join(f"{r} {int(v):,}" for r, v in sorted(reasons.items())))
     parts: list[RenderableType] = [*head, ports]
     comp_drops = now.get("spp_component_drops_total")  # labels: component, process, reason, type
     if comp_drops:
@@ -121,7 +122,7 @@ def view(now: Sample, before: Sample | None, server: str) -> RenderableType:
             keys = [(comp, process, reason, ctype) for reason in reasons]
             rate = sum(_rate(now, before, "spp_component_drops_total", k) or 0.0 for k in keys
                        ) if before is not None else None
-            comps.add_row(process, comp, ctype, _si(rate, "/s"),
+            comps.add_row(process, comp, ctype, _si(rate),
                           ", ".join(f"{r} {int(v):,}" for r, v in sorted(reasons.items())))
         parts.append(comps)
     mirrors = now.get("spp_port_mirror_packets_total")  # destination, direction, mirror, source
@@ -133,7 +134,7 @@ def view(now: Sample, before: Sample | None, server: str) -> RenderableType:
             dest, direction, name, source = mkey
             lost = sum(now.get(f"spp_port_mirror_{k}_total").get(mkey, 0) for k in ("nombuf", "full", "errors"))
             table.add_row(name, f"{source} ({direction})", dest,
-                          _si(_rate(now, before, "spp_port_mirror_packets_total", mkey), "/s"),
+                          _si(_rate(now, before, "spp_port_mirror_packets_total", mkey)),
                           f"{int(value):,}", f"{int(lost):,}")
         parts.append(table)
     return Group(*parts)
@@ -185,7 +186,10 @@ def main(argv: Sequence[str], console: Console | None = None) -> int:
     if not args.interval > 0:
         print("spp top: --interval must be positive, e.g. --interval 0.5", file=sys.stderr)
         return 2
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
     interactive = console.is_terminal and sys.stdin.isatty()
     count = args.count if args.count is not None else (None if interactive else 2)
     try:
