@@ -166,3 +166,13 @@ def test_token_applies_to_metrics() -> None:
         assert httpx.get(f"{ctl.url}/metrics").status_code == 401
         got = scrape(ctl)
         assert got[("spp_ctl_http_requests_total", (("code", "401"), ("method", "GET"), ("route", "unmatched")))] == 1
+
+
+def test_request_counter_labels_stay_bounded() -> None:
+    with running_ctl(token="s3cret") as ctl:
+        for i in range(5):
+            httpx.request(f"WEIRD{i}", f"{ctl.url}/v1/x{i}")
+        got = scrape(ctl)
+        series = [labels for (name, labels) in got if name == "spp_ctl_http_requests_total"]
+        assert (("code", "401"), ("method", "other"), ("route", "unmatched")) in series
+        assert len(series) <= 2, series

@@ -50,6 +50,7 @@ record FILE | record stop           record the commands that follow into FILE
 playback FILE                       run the commands of FILE (stops at the first failure)
 topo [FILE.svg | FILE.dot]          draw the live topology (text, or a picture file)
 history                             commands entered so far
+... status --json                   any status command (and 'pri; port_mirror list') as JSON
 bye | exit                          leave"""
 COMPLETION_TTL: Final = 2.0
 

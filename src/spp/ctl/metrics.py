@@ -33,6 +33,7 @@ from spp.ctl.controller import PRIMARY, Controller, ProcessKey
 from spp.ctl.errors import CtlError
 
 METRICS_PATH: Final = "/metrics"
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` series: they double the output and nobody graphs them
 
@@ -321,7 +322,8 @@ class RequestCounter:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.state.requests.labels(scope["method"], self._route(scope), str(status[0])).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded, even before the token
+            self.state.requests.labels(method, self._route(scope), str(status[0])).inc()
 
     @staticmethod
     def _route(scope: Scope) -> str:
