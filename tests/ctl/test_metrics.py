@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from typing import Any
 
 import httpx
+import pytest
 from ctl_helpers import HOST, Ctl, running_ctl
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -176,3 +179,14 @@ def test_request_counter_labels_stay_bounded() -> None:
         series = [labels for (name, labels) in got if name == "spp_ctl_http_requests_total"]
         assert (("code", "401"), ("method", "other"), ("route", "unmatched")) in series
         assert len(series) <= 2, series
+
+
+def test_promtool_accepts_the_exposition(ctl: Ctl) -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian 'prometheus') not installed; the parser tests above still check the format")
+    vf = ctl.secondary(1, "vf")
+    vf.status_info = vf_status_info(1)
+    text = ctl.http.get("/metrics").text
+    out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
