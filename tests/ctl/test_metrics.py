@@ -190,3 +190,17 @@ def test_promtool_accepts_the_exposition(ctl: Ctl) -> None:
     out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False,
                          timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_prometheus_scrape_timeout_bounds_the_wait(ctl: Ctl) -> None:
+    silent = ctl.secondary(4, "vf")
+    silent.hang_on("status")
+    headers = {"X-Prometheus-Scrape-Timeout-Seconds": "1"}
+    for _ in range(2):
+        start = time.monotonic()
+        response = ctl.http.get("/metrics", headers=headers)
+        assert response.status_code == 200
+        assert time.monotonic() - start < 1.0
+        assert samples(response.text)[("spp_process_up", (("process", "vf:4"),))] == 0
+    # the second scrape waited for the first one's request instead of queueing another
+    assert silent.commands == ["status"]

@@ -69,17 +69,26 @@ class Snapshot:
     seconds: float = 0.0
 
 
-async def _ask(ctl: Controller, key: ProcessKey, command: str) -> dict[str, Any] | None:
-    """``command``'s reply to process ``key``, or None if it did not answer properly.
+Inflight = dict[tuple[ProcessKey, str], "asyncio.Task[dict[str, Any]]"]
 
-    The request is shielded: a process busy with a long command makes the scrape
-    give up on it after the timeout, but the request itself is never cancelled
-    in flight (which would drop the connection).
+
+async def _ask(ctl: Controller, key: ProcessKey, command: str, budget: float,
+               inflight: Inflight) -> dict[str, Any] | None:
+    """``command``'s reply to process ``key``, or None if none came properly within ``budget`` s.
+
+    The request is shielded: a scrape that gives up on a busy process never cancels
+    it in flight (that would drop the connection); the next scrape waits for that
+    same request instead of queueing another one behind it.
     """
-    task = asyncio.ensure_future(ctl.send(key.kind, key.client_id, command))
-    task.add_done_callback(_consume)
+    task = inflight.get((key, command))
+    if task is None or task.done():
+        task = asyncio.ensure_future(ctl.send(key.kind, key.client_id, command))
+        task.add_done_callback(_consume)
+        inflight[(key, command)] = task
+        task.add_done_callback(lambda t: inflight.pop((key, command), None) if inflight.get((key, command)) is t
+                               else None)
     try:
-        return await asyncio.wait_for(asyncio.shield(task), ctl.timeout + 0.5)
+        return await asyncio.wait_for(asyncio.shield(task), budget)
     except (CtlError, TimeoutError):
         return None
 
@@ -89,15 +98,20 @@ def _consume(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def collect(ctl: Controller) -> Snapshot:
-    """Ask every connected process for its status (and the primary for its port mirrors)."""
+async def collect(ctl: Controller, budget: float | None = None, inflight: Inflight | None = None) -> Snapshot:
+    """Ask every connected process for its status (and the primary for its port mirrors).
+
+    A process gets ``budget`` seconds (default: spp-ctl's ``--timeout``) to answer.
+    """
     start = time.monotonic()
+    budget = ctl.timeout if budget is None else min(budget, ctl.timeout)
+    inflight = {} if inflight is None else inflight
     keys = ctl.processes()
     status = commands.status()
-    calls = [_ask(ctl, key, status) for key in keys]
+    calls = [_ask(ctl, key, status, budget, inflight) for key in keys]
     has_primary = any(k.kind == PRIMARY for k in keys)
     if has_primary:
-        calls.append(_ask(ctl, ProcessKey(PRIMARY), "port_mirror list"))
+        calls.append(_ask(ctl, ProcessKey(PRIMARY), "port_mirror list", budget, inflight))
     replies = await asyncio.gather(*calls)
     snap = Snapshot()
     for key, reply in zip(keys, replies, strict=False):
@@ -287,12 +301,13 @@ class MetricsState:
         self.requests = Counter("spp_ctl_http_requests", "REST requests spp-ctl answered, by route and status.",
                                 ["method", "route", "code"], registry=self.registry)
         self._pending: asyncio.Task[Snapshot] | None = None
+        self._inflight: Inflight = {}
 
-    async def snapshot(self, ctl: Controller) -> Snapshot:
+    async def snapshot(self, ctl: Controller, budget: float | None = None) -> Snapshot:
         """A fresh snapshot; a scrape arriving while one is being taken shares it."""
         task = self._pending
         if task is None or task.done():
-            task = self._pending = asyncio.ensure_future(collect(ctl))
+            task = self._pending = asyncio.ensure_future(collect(ctl, budget, self._inflight))
         return await asyncio.shield(task)
 
     def render(self, snap: Snapshot) -> bytes:
@@ -342,6 +357,20 @@ class RequestCounter:
         return template
 
 
+SCRAPE_TIMEOUT_HEADER: Final = "X-Prometheus-Scrape-Timeout-Seconds"
+
+
+def _scrape_budget(header: str | None) -> float | None:
+    """Seconds a process may take, from Prometheus' scrape timeout header (answer before it gives up)."""
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    if seconds is None or not seconds > 0:
+        return None
+    return max(0.1, seconds * 0.8 - 0.2)
+
+
 def install(app: FastAPI) -> None:
     """Add ``GET /metrics`` and the request counter to spp-ctl's ``app``."""
     state = MetricsState()
@@ -353,7 +382,7 @@ def install(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         """The stack's counters in Prometheus' text format (see docs/metrics.md)."""
         controller: Controller = request.app.state.controller
-        snap = await state.snapshot(controller)
+        snap = await state.snapshot(controller, _scrape_budget(request.headers.get(SCRAPE_TIMEOUT_HEADER)))
         return Response(state.render(snap), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     app.add_middleware(RequestCounter, state=state)
