@@ -67,6 +67,8 @@ class Snapshot:
     infos: dict[ProcessKey, dict[str, Any] | None] = field(default_factory=dict)
     port_mirrors: list[dict[str, Any]] | None = None
     seconds: float = 0.0
+    #: The stack's part of the exposition, rendered once for every scrape sharing this snapshot.
+    rendered: bytes | None = None
 
 
 Inflight = dict[tuple[ProcessKey, str], "asyncio.Task[dict[str, Any]]"]
@@ -311,9 +313,12 @@ class MetricsState:
         return await asyncio.shield(task)
 
     def render(self, snap: Snapshot) -> bytes:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_SnapshotCollector(families(snap)))  # type: ignore[arg-type]
-        return generate_latest(registry) + generate_latest(self.registry)
+        """The exposition: the snapshot's families (rendered once per snapshot), then spp-ctl's own."""
+        if snap.rendered is None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_SnapshotCollector(families(snap)))  # type: ignore[arg-type]
+            snap.rendered = generate_latest(registry)
+        return snap.rendered + generate_latest(self.registry)
 
 
 class RequestCounter:
