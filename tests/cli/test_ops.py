@@ -217,3 +217,13 @@ def test_secondary_readiness_and_json_logs(ctl: Ctl, tmp_path: Path) -> None:
             proc.wait(30)
         entries = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         assert any(e["message"].startswith("connected to spp-ctl") and e["process"] == "vf:3" for e in entries)
+
+
+def test_up_down_and_top_take_the_address_from_env(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SPP_CTL", "127.0.0.1:1")
+    monkeypatch.setenv("SPP_TOKEN", "t")
+    assert main(["down"]) == 1
+    assert "cannot reach spp-ctl at 127.0.0.1:1" in capsys.readouterr().err
+    assert main(["top", "--count", "1"]) == 1
+    assert "cannot reach spp-ctl at 127.0.0.1:1" in capsys.readouterr().err
