@@ -81,9 +81,11 @@ def test_compiled_path_flag_when_the_status_has_one(ctl: Ctl) -> None:
     info = vf_status_info(2)
     info["workers"] = [{"core": 3, "native": True}]
     info["core"][0]["native"] = True
+    info["state"] = "compiling"
     vf.status_info = info
     got = scrape(ctl)
     assert got[("spp_process_compiled_path", (("process", "vf:2"),))] == 1
+    assert got[("spp_process_compiling", (("process", "vf:2"),))] == 1
     plain = ctl.secondary(3, "vf")
     plain.status_info = vf_status_info(3)
     got = scrape(ctl)

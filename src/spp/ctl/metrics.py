@@ -212,6 +212,10 @@ def families(snap: Snapshot) -> list[Metric]:
         up.add_metric([proc], 0 if info is None else 1)
         if info is None:
             continue
+        if isinstance(info.get("state"), str):
+            out.gauge("spp_process_compiling",
+                      "1 while the process is still compiling its data path (status state 'compiling').",
+                      ["process"]).add_metric([proc], int(info["state"] == "compiling"))
         flags = _compiled_flags(info)
         if flags:
             out.gauge("spp_process_compiled_path",

@@ -72,6 +72,8 @@ class SecondaryStatus(_Open):
     ports: list[str]
     master_lcore: int | None = Field(alias="master-lcore")
     components: list[Component]
+    state: Literal["compiling", "ready"] | None = Field(
+        None, description="spp's addition: 'compiling' until the data path is compiled (commands are taken meanwhile)")
 
 
 class VfStatus(SecondaryStatus):
