@@ -206,3 +206,10 @@ def test_prometheus_scrape_timeout_bounds_the_wait(ctl: Ctl) -> None:
         assert samples(response.text)[("spp_process_up", (("process", "vf:4"),))] == 0
     # the second scrape waited for the first one's request instead of queueing another
     assert silent.commands == ["status"]
+
+
+def test_nfv_style_status_beside_results_counts_as_up(ctl: Ctl) -> None:
+    nfv = ctl.secondary(1, "nfv")
+    nfv.on("status", {"results": [{"result": "success"}], "client-id": 1, "status": "running",
+                      "ports": ["phy:0", "ring:0"], "patches": [{"src": "phy:0", "dst": "ring:0"}]})
+    assert scrape(ctl)[("spp_process_up", (("process", "nfv:1"),))] == 1

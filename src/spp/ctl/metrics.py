@@ -117,8 +117,7 @@ async def collect(ctl: Controller, budget: float | None = None, inflight: Inflig
     replies = await asyncio.gather(*calls)
     snap = Snapshot()
     for key, reply in zip(keys, replies, strict=False):
-        info = reply.get("info") if reply is not None else None
-        snap.infos[key] = info if isinstance(info, dict) else None
+        snap.infos[key] = _info(reply)
     if has_primary:
         reply = replies[-1]
         info = reply.get("info") if reply is not None else None
@@ -126,6 +125,16 @@ async def collect(ctl: Controller, budget: float | None = None, inflight: Inflig
         snap.port_mirrors = [m for m in mirrors if isinstance(m, dict)] if isinstance(mirrors, list) else None
     snap.seconds = time.monotonic() - start
     return snap
+
+
+def _info(reply: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A status reply's ``info`` object; SPP's spp_nfv puts its fields beside ``results`` instead."""
+    if reply is None:
+        return None
+    if "info" in reply:
+        info = reply["info"]
+        return info if isinstance(info, dict) else None
+    return {k: v for k, v in reply.items() if k != "results"}
 
 
 # -- turning a snapshot into metric families -----------------------------------------------

@@ -180,6 +180,28 @@ class CpuUsage(_Open):
     lcores: list[LcoreUsage]
 
 
+class Patch(_Open):
+    src: str
+    dst: str
+
+
+class NfvStatus(_Open):
+    """``GET /v1/nfvs/{client_id}`` (SPP's spp_nfv)."""
+
+    client_id: int = Field(alias="client-id")
+    status: str | None = Field(None, description="running or idling")
+    ports: list[str] = Field(default_factory=list)
+    patches: list[Patch] = Field(default_factory=list)
+
+
+class PcapStatus(_Open):
+    """``GET /v1/pcaps/{client_id}`` (SPP's spp_pcap): ``core`` lists the receive and write roles."""
+
+    client_id: int = Field(alias="client-id")
+    status: str | None = None
+    core: list[dict[str, Any]] = Field(default_factory=list)
+
+
 #: ``(method, path)`` → model of the 200 reply.  A new JSON route adds its line here
 #: (``tests/ctl/test_openapi.py`` fails for a JSON route without one).
 ROUTE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
@@ -190,6 +212,8 @@ ROUTE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("get", "/v1/port_mirrors"): PortMirrors,
     ("get", "/v1/cpu_layout"): CpuLayout,
     ("get", "/v1/cpu_usage"): CpuUsage,
+    ("get", "/v1/nfvs/{client_id}"): NfvStatus,
+    ("get", "/v1/pcaps/{client_id}"): PcapStatus,
 }
 
 
