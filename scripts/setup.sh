@@ -14,7 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/n
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
         || echo "apt-get could not install ${need_apt[*]}: the tests that need them will be skipped"
 fi
-if ! python3 -c 'import spp, numba, fastapi, scapy, pytest' >/dev/null 2>&1 \
+if ! python3 -c 'import spp, numba, fastapi, scapy, pytest, prometheus_client, fastapi_offline, jsonschema, openapi_spec_validator' >/dev/null 2>&1 \
    || [ "$(python3 -c 'import spp, os; print(os.path.realpath(spp.__file__))' 2>/dev/null)" != "$(realpath src/spp/__init__.py)" ]; then
     echo "installing spp and its Python dependencies (pip)"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'

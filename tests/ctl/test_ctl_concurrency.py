@@ -137,11 +137,14 @@ def test_fake_detects_overlapping_commands() -> None:
 def test_token_is_required_when_configured() -> None:
     with running_ctl(token="s3cret") as ctl:
         with httpx.Client(base_url=ctl.url, timeout=5.0) as anonymous:
-            for path in ["/v1/processes", "/v1/vfs/1", "/openapi.json", "/v1/nothing"]:
+            for path in ["/v1/processes", "/v1/vfs/1", "/metrics", "/v1/nothing"]:
                 response = anonymous.get(path)
                 assert response.status_code == 401
                 assert response.headers["www-authenticate"] == "Bearer"
                 assert "token" in response.text
+            # the API's description and its pages tell nothing about the stack: readable without the token
+            for path in ["/openapi.json", "/docs", "/redoc"]:
+                assert anonymous.get(path).status_code == 200
             wrong = anonymous.get("/v1/processes", headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
             put = anonymous.put("/v1/primary/ports", json={"action": "add", "port": "ring:0"})

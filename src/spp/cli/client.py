@@ -61,6 +61,16 @@ class RestClient:
         except ValueError:
             raise CliError(f"spp-ctl answered {method} {path} with non-JSON: {response.text[:80]!r}") from None
 
+    def metrics_text(self) -> str:
+        """spp-ctl's ``GET /metrics`` (Prometheus text), or :class:`CliError`."""
+        try:
+            response = self._http.get(f"http://{self.server}/metrics")
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach spp-ctl at {self.server}: {exc}") from None
+        if response.status_code != 200:
+            raise CliError(response.text.strip() or f"GET /metrics: {response.status_code}")
+        return response.text
+
     def get(self, path: str) -> Any:
         """``GET /v1{path}``."""
         return self.request("GET", path)

@@ -43,6 +43,7 @@ from spp.cli import render
 from spp.cli.client import CliError, RestClient
 from spp.cli.stack import LocalStack, StackError
 from spp.cli.topology import Topology, down, parse, up
+from spp.ops import add_version
 
 OUT_MAC = "52:54:00:00:00:01"
 VM1_MAC = "52:54:00:12:34:56"
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-live", action="store_true", help="no live display; print the summary only")
     parser.add_argument("--rate", type=int, default=2000, help="frames per second sent (root mode, default 2000)")
     parser.add_argument("--null", action="store_true", help="use the null-port variant even as root")
+    add_version(parser)
     return parser
 
 
@@ -397,6 +399,8 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     console.print(f"starting spp-ctl (REST {local.server}) and spp-primary (--file-prefix {local.prefix}); "
                   f"logs in {local.log_dir}")
     local.start_ctl()
+    console.print(f"while it runs: Prometheus metrics at {local.url}/metrics, the API at {local.url}/docs, "
+                  f"live rates with 'spp top -b {local.server}'")
     local.start_primary(phy=net.phys if net else (),
                         extra=["--pool-size", "8192", "--rings", "16", "--ring-size", "512"])
     client = RestClient(local.server)

@@ -2,11 +2,16 @@
 
 ::
 
-    spp [-b HOST[:PORT]]... [-e COMMAND]... [--token T] [-s HOST:PORT]
+    spp [-b HOST[:PORT]]... [-e COMMAND]... [--token T] [-s HOST:PORT] [--json]
     spp up FILE.yaml [-b HOST:PORT]
     spp down [FILE.yaml] [-b HOST:PORT]
+    spp top [-b HOST:PORT] [--interval S] [--once]
     spp demo [--seconds N] [--no-live]
     spp bench ...
+    spp completion bash
+
+``$SPP_CTL`` (``HOST:PORT``) and ``$SPP_TOKEN`` stand in for ``-b`` and ``--token``
+(a token on the command line is visible in ``ps``).  Every command has ``--version``.
 
 Without ``-e``, commands come from standard input when it is not a terminal,
 else from the interactive shell.  The exit status is 1 if any command failed.
@@ -15,11 +20,11 @@ else from the interactive shell.  The exit status is 1 if any command failed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from spp import ops
 from spp.cli.client import CliError
 
 
@@ -31,14 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Also: 'spp up FILE.yaml', 'spp down [FILE.yaml]', 'spp demo', 'spp bench'.",
     )
     parser.add_argument("-b", "--bind-addr", action="append", default=[], metavar="HOST[:PORT]",
-                        help="spp-ctl REST address (repeat for several nodes; default 127.0.0.1:7777)")
+                        help=f"spp-ctl REST address (repeat for several nodes; default ${ops.ENV_CTL} or "
+                        "127.0.0.1:7777)")
     parser.add_argument("-e", "--execute", action="append", default=[], metavar="COMMAND",
                         help="run COMMAND and exit (repeatable)")
-    parser.add_argument("--token", default=os.environ.get("SPP_TOKEN"), help="bearer token of spp-ctl's REST API")
+    parser.add_argument("--token", default=ops.env(ops.ENV_TOKEN),
+                        help=f"bearer token of spp-ctl's REST API (default: ${ops.ENV_TOKEN})")
+    parser.add_argument("--json", action="store_true", help="status commands print JSON instead of tables")
     parser.add_argument("-s", "--secondary", default=None, metavar="HOST:PORT",
                         help="spp-ctl address secondaries launched by 'pri; launch' use (default: HOST:6666)")
     parser.add_argument("--history-file", type=Path, default=None,
                         help="history of the interactive shell (default: ~/.spp_history)")
+    ops.add_version(parser)
     return parser
 
 
@@ -64,12 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(demo_main(args_list[1:]))
     if args_list and args_list[0] == "bench":
+        if "--version" in args_list[1:]:
+            print(ops.version_text("spp bench"))
+            return 0
         return _bench(args_list[1:])
+    if args_list and args_list[0] == "top":
+        from spp.cli.top import main as top_main
+
+        return int(top_main(args_list[1:]))
+    if args_list and args_list[0] == "completion":
+        from spp.cli.completion import main as completion_main
+
+        return int(completion_main(args_list[1:]))
     args = build_parser().parse_args(args_list)
     from spp.cli.session import Session
 
     try:
-        session = Session(args.bind_addr, token=args.token, secondary=args.secondary)
+        servers = args.bind_addr or ([ctl] if (ctl := ops.env(ops.ENV_CTL)) else [])
+        session = Session(servers, token=args.token, secondary=args.secondary, json_output=args.json)
     except CliError as exc:
         print(f"spp: {exc}", file=sys.stderr)
         return 2

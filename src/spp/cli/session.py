@@ -7,8 +7,9 @@ it prints ``error: <message>`` and returns False.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -49,6 +50,7 @@ record FILE | record stop           record the commands that follow into FILE
 playback FILE                       run the commands of FILE (stops at the first failure)
 topo [FILE.svg | FILE.dot]          draw the live topology (text, or a picture file)
 history                             commands entered so far
+... status --json                   any status command (and 'pri; port_mirror list') as JSON
 bye | exit                          leave"""
 COMPLETION_TTL: Final = 2.0
 
@@ -72,6 +74,7 @@ class Session:
         console: Console | None = None,
         err_console: Console | None = None,
         secondary: str | None = None,
+        json_output: bool = False,
     ) -> None:
         if not servers:
             servers = ["127.0.0.1:7777"]
@@ -81,6 +84,9 @@ class Session:
         self.console = console or _console(stderr=False)
         self.err = err_console or _console(stderr=True)
         self.secondary = secondary
+        #: Status commands print their REST reply as JSON (``spp --json``; ``... status --json`` per command).
+        self.json_output = json_output
+        self._json_now = False
         self.recording: TextIO | None = None
         self.history: list[str] = []
         self.done = False
@@ -139,6 +145,11 @@ class Session:
         return ok
 
     def _run(self, line: str) -> None:
+        words = line.split()
+        self._json_now = self.json_output
+        if len(words) > 1 and words[-1] == "--json":
+            self._json_now = True
+            line = " ".join(words[:-1])
         target = split_target(line)
         if target is not None:
             if target.kind == "pri":
@@ -150,7 +161,7 @@ class Session:
         words = line.split()
         cmd, args = words[0], words[1:]
         if cmd == "status" and not args:
-            self.console.print(render.processes(self.client.get("/processes"), self.client.server))
+            self._show(self.client.get("/processes"), lambda r: render.processes(r, self.client.server))
         elif cmd in ("bye", "exit", "quit") and not args:
             self.done = True
         elif cmd == "help":
@@ -183,17 +194,25 @@ class Session:
         request = translate_primary(words, self.secondary_addr())
         result = self._send(request)
         if words == ["status"]:
-            self.console.print(render.primary(result))
+            self._show(result, render.primary)
         elif words == ["port_mirror", "list"]:
-            self.console.print(render.port_mirrors(result))
+            self._show(result, render.port_mirrors)
 
     def _secondary(self, kind: str, client_id: int, words: list[str]) -> None:
         request = translate_secondary(kind, client_id, words)
         result = self._send(request)
         if words == ["status"] and kind in ("nfv", "pcap"):
-            self.console.print(render.patch_panel(kind, client_id, result))
+            self._show(result, lambda r: render.patch_panel(kind, client_id, r))
         elif words == ["status"]:
-            self.console.print(render.secondary(kind, client_id, result))
+            self._show(result, lambda r: render.secondary(kind, client_id, r))
+
+    def _show(self, result: Any, table: Callable[[Any], Any]) -> None:
+        """Print a status reply: as JSON (``--json``), else as ``table(result)`` renders it."""
+        if self._json_now:
+            self.console.file.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            self.console.file.flush()
+        else:
+            self.console.print(table(result))
 
     def _server(self, args: list[str]) -> None:
         if not args:

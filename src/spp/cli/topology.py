@@ -46,6 +46,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from spp import ops
 from spp.cli.client import CliError, RestClient, normalize_server
 from spp.cli.translate import Request, split_target, translate_primary, translate_secondary
 
@@ -424,9 +425,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None,
                         help="topology YAML; a shipped example may be named alone (classify-icmp.yaml, taas.yaml, "
                         "port-mirror.yaml)")
-    parser.add_argument("-b", "--bind-addr", default="127.0.0.1:7777", help="spp-ctl REST address")
+    parser.add_argument("-b", "--bind-addr", default=ops.env(ops.ENV_CTL) or "127.0.0.1:7777",
+                        help=f"spp-ctl REST address (default: ${ops.ENV_CTL} or 127.0.0.1:7777)")
     parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
-    parser.add_argument("--token", default=None)
+    parser.add_argument("--token", default=ops.env(ops.ENV_TOKEN), help=f"spp-ctl's token (default: ${ops.ENV_TOKEN})")
+    ops.add_version(parser)
     args = parser.parse_args(argv[1:])
     if args.file is not None and not args.file.exists():
         shipped = resources.files("spp") / "examples" / args.file.name

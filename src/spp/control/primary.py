@@ -68,6 +68,7 @@ import numpy as np
 from spp import lang
 from spp.control.patch import PatchError, PatchPanel
 from spp.mirror import handle_port_mirror_command
+from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.base import PortId
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
@@ -555,6 +556,7 @@ class Options:
     log_level: str
     #: ``tap:N`` interface names (``{"N": IFNAME}``) for the stack's config; unnamed ones are ``spptapN``.
     tap: dict[str, str] = field(default_factory=dict)
+    log_format: str = "text"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -579,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
                         help="interface name of tap:N (default spptapN; comma list; DPDK form: "
                              "--vdev net_tapN,iface=IFNAME before --)")
+    add_log_options(parser)
+    add_version(parser)
     return parser
 
 
@@ -652,13 +656,13 @@ def parse_options(argv: Sequence[str]) -> Options:
         layout.check()
     except ValueError as exc:
         parser.error(str(exc))
-    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level, taps)
+    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level, taps, args.log_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the primary until ``exit``, SIGTERM or SIGINT; return the exit status."""
     opts = parse_options(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=opts.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
     try:
         check_interfaces(opts.phy)
     except ValueError as exc:
@@ -698,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     watcher = watch_members(primary, stop)
     try:
-        serve(primary, *opts.server, stop)
+        serve(primary, *opts.server, stop, on_connect=notify_ready)
     finally:
         stop.set()
         watcher.join(5)

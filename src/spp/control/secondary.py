@@ -36,6 +36,7 @@ from spp.control.commands import ProcessType, tokenize
 from spp.control.manager import Manager, error_reply, success
 from spp.lang import parse_cores
 from spp.mirror import MirrorAgent, handle_port_mirror_command
+from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.runtime.dataplane import Dataplane
 
 log = logging.getLogger("spp.secondary")
@@ -60,6 +61,7 @@ class Options:
     log_level: str
     pin: bool
     vhost_client: bool = False
+    log_format: str = "text"
 
 
 def _server(text: str) -> tuple[str, int]:
@@ -108,6 +110,8 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
                         help="vhost:N ports connect to a listening frontend instead of listening (SPP's option)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin worker threads to their cores")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_options(parser)
+    add_version(parser)
     ns = parser.parse_args(args)
     host, port = ns.server
     return Options(
@@ -121,6 +125,7 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
         log_level=ns.log_level,
         pin=not ns.no_pin,
         vhost_client=ns.vhost_client,
+        log_format=ns.log_format,
     )
 
 
@@ -161,6 +166,7 @@ class SecondaryClient:
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             log.info("connected to spp-ctl at %s:%d", self.host, self.port)
+            notify_ready()
             backoff = BACKOFF_MIN
             warned = False
             try:
@@ -222,8 +228,9 @@ class SecondaryClient:
 def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     """Run a secondary until ``exit`` or a signal; return the exit status."""
     opts = parse_args(process, sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(stream=sys.stderr, level=opts.log_level,
-                        format=f"%(asctime)s %(levelname)s spp-{process}[{opts.client_id}]: %(message)s")
+    setup_logging(opts.log_level, opts.log_format,
+                  text_format=f"%(asctime)s %(levelname)s spp-{process}[{opts.client_id}]: %(message)s",
+                  static={"process": f"{process}:{opts.client_id}"})
     if opts.vhost_client:
         from spp.ports.vhost import set_client_default
 

@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spp.ctl.controller import Controller
+from spp.ctl.docs import is_public
 from spp.ctl.errors import (
     BadReply,
     CommandError,
@@ -62,6 +63,8 @@ def create_app(
         title="spp-ctl",
         description="REST API of the Soft Patch Panel controller.",
         version="1",
+        docs_url=None,  # spp.ctl.docs serves them with bundled assets
+        redoc_url=None,
     )
     app.state.controller = controller
     for router in default_routers() if routers is None else routers:
@@ -71,6 +74,10 @@ def create_app(
     app.add_exception_handler(CtlError, _ctl_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(_RequestGuard, token=token)
+    from spp.ctl import docs, metrics
+
+    docs.install(app, token=token is not None)
+    metrics.install(app)
     return app
 
 
@@ -89,7 +96,7 @@ class _RequestGuard:
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        if self.token is not None and not self._authorized(headers):
+        if self.token is not None and not is_public(scope["path"]) and not self._authorized(headers):
             LOG.warning("%s %s: refused, bad or missing token", scope["method"], scope["path"])
             response = PlainTextResponse(
                 "unauthorized: missing or invalid 'Authorization: Bearer' token",
@@ -101,7 +108,7 @@ class _RequestGuard:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
-            scope = dict(scope, headers=headers)
+            scope["headers"] = headers  # in place: outer middleware (metrics) reads the route from it
         await self.app(scope, receive, send)
 
     def _authorized(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from spp.ctl.server import CtlConfig, CtlService
+from spp.ops import ENV_TOKEN, add_log_options, add_version, env, notify_ready, setup_logging
 
 LOG = logging.getLogger("spp.ctl")
 
@@ -44,23 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
         "-s", "--sec-port", type=_port, default=6666, help="port secondaries connect to (default: 6666)"
     )
     parser.add_argument("-a", "--api-port", type=_port, default=7777, help="REST API port (default: 7777)")
-    parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on every REST request")
+    parser.add_argument("--token", default=env(ENV_TOKEN),
+                        help=f"require 'Authorization: Bearer TOKEN' on every REST request (default: ${ENV_TOKEN}; "
+                        "the variable keeps the token out of 'ps')")
     parser.add_argument(
         "--timeout", type=_positive, default=5.0, help="seconds to wait for a process's reply (default: 5)"
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default: INFO)"
     )
+    add_log_options(parser)
+    add_version(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run spp-ctl until SIGINT/SIGTERM; return the process exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, args.log_format, static={"process": "spp-ctl"})
     config = CtlConfig(
         bind_addr=args.bind_addr,
         primary_port=args.pri_port,
@@ -84,7 +86,18 @@ async def _serve(service: CtlService) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, service.stop)
-    await service.run()
+    notifier = asyncio.create_task(_notify_ready(service))
+    try:
+        await service.run()
+    finally:
+        notifier.cancel()
+
+
+async def _notify_ready(service: CtlService) -> None:
+    """Tell systemd (``Type=notify``) once all three listeners accept connections."""
+    while not service.ready.is_set():
+        await asyncio.sleep(0.01)
+    notify_ready()
 
 
 if __name__ == "__main__":
