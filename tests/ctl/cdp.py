@@ -49,12 +49,14 @@ class Browser:
                  f"--window-size={width},{height}", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._ids = itertools.count(1)
+        self._exits = contextlib.ExitStack()
         self.ws: ClientConnection | None = None
         try:
             port = self._devtools_port()
             targets = self._wait(lambda: [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5)
                                           .json() if t.get("type") == "page"], "a page target")
-            self.ws = connect(targets[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout)
+            self.ws = self._exits.enter_context(
+                connect(targets[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout))
             self.call("Page.enable")
             self.call("Runtime.enable")
             self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
@@ -125,10 +127,9 @@ class Browser:
         return path
 
     def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.close()
-            self.ws = None
+        with contextlib.suppress(Exception):
+            self._exits.close()
+        self.ws = None
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)  # chromium and its helpers: our own session

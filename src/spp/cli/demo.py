@@ -375,6 +375,7 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     console.print(f"starting spp-ctl (REST {local.server}) and spp-primary (--file-prefix {local.prefix}); "
                   f"logs in {local.log_dir}")
     local.start_ctl()
+    console.print(f"live topology page: {local.url}/ui  (open it in a browser while the demo runs)")
     local.start_primary(phy=net.phys if net else (),
                         extra=["--pool-size", "8192", "--rings", "16", "--ring-size", "512"])
     client = RestClient(local.server)
