@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ctl_helpers import Ctl, running_ctl
 from ui_samples import big_snapshot
 
@@ -82,6 +84,34 @@ def test_a_launched_secondary_that_never_connected_is_down() -> None:
     procs = _by_id(snap)
     assert procs["vf:3"]["up"] is False and "not connected" in procs["vf:3"]["error"]
     assert procs["mirror:4"]["error"] == "exited with status 1"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["port", "stats", "drops", "rx_port", "tx_port", "core", "name", "type", "role", "patches",
+                         "src", "dst", "components", "ports", "count", "size", "rx_packets", "processes",
+                         "proc_name", "client_id", "alive", "pool", "phy_ports", "ring_ports", "iface", "x"]),
+        inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(statuses=st.lists(st.dictionaries(st.sampled_from(["components", "core", "patches", "ports", "phy", "ring",
+                                                           "forwarder", "status"]), _json, max_size=4), max_size=3),
+       primary=st.dictionaries(st.sampled_from(["phy_ports", "ring_ports", "ports", "pool", "processes"]), _json,
+                               max_size=5),
+       mirrors=st.lists(_json, max_size=3))
+def test_any_status_reply_gives_a_snapshot_never_an_error(statuses: list[dict[str, Any]], primary: dict[str, Any],
+                                                          mirrors: list[Any]) -> None:
+    readings = [Reading("primary", None, status=primary)]
+    readings += [Reading("nfv", i, status=status) for i, status in enumerate(statuses)]
+    rates = RateMemory()
+    for now in (1.0, 2.0):
+        snap = build_snapshot(readings, primary=primary, port_mirrors=mirrors, rates=rates, now=now, wall=now)
+        json.dumps(snap)
+        for port in snap["ports"]:
+            assert isinstance(port["uid"], str) and all(isinstance(v, float) for v in port["rates"].values())
 
 
 # -- routes, with fake processes ------------------------------------------------------------
@@ -246,3 +276,17 @@ def test_status_reply_of_an_unknown_kind_is_shown(ctl: Ctl) -> None:
     proc = _by_id(_snapshot(ctl))["nfv:5"]
     assert proc["up"] and proc["details"]["status"] == "running"
     assert proc["components"][0]["rx"] == ["phy:0"] and proc["components"][0]["tx"] == ["ring:0"]
+
+
+def test_spp_ctl_stops_promptly_with_a_page_open() -> None:
+    client = httpx.Client(timeout=10)
+    try:
+        with running_ctl() as ctl:
+            response = client.send(client.build_request("GET", f"{ctl.url}/ui/events"), stream=True)
+            assert response.status_code == 200
+            next(response.iter_lines())
+            started = time.monotonic()
+        assert time.monotonic() - started < 5  # running_ctl also checks that the server thread ended
+        response.close()
+    finally:
+        client.close()
