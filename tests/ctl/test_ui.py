@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import httpx
+from ctl_helpers import Ctl, running_ctl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ctl_helpers import Ctl, running_ctl
 from ui_samples import big_snapshot
 
 from spp.ctl.ui.hub import UiHub
