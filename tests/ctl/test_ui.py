@@ -150,14 +150,21 @@ def test_a_process_that_does_not_answer_is_down_never_a_500(ctl: Ctl) -> None:
     vf = ctl.secondary(1, "vf")
     bad = ctl.secondary(3, "vf")
     bad.on("status", error_reply("status is broken"))
+    fresh = ctl.secondary(4, "vf")
+    fresh.hang_on("status")
+    assert _by_id(_snapshot(ctl))["vf:1"]["up"]
     vf.hang_on("status")
     started = time.monotonic()
     snap = _snapshot(ctl)
     assert time.monotonic() - started < 1.9  # the page does not wait for the process's 2 s timeout
     procs = _by_id(snap)
     assert procs["primary"]["up"]
-    assert procs["vf:1"]["up"] is False and procs["vf:1"]["error"].startswith("no answer for")
-    assert procs["vf:3"]["up"] is False and "status is broken" in procs["vf:3"]["error"]
+    assert procs["vf:1"]["up"] is False and procs["vf:1"]["state"] == "down"
+    assert procs["vf:1"]["error"].startswith("no answer for")
+    assert procs["vf:1"]["components"][0]["id"] == "vf:1/cls"  # drawn greyed, as last known
+    assert procs["vf:3"]["state"] == "down" and "status is broken" in procs["vf:3"]["error"]
+    # a process that never answered yet (it may be compiling) is 'waiting' for a while, then down
+    assert procs["vf:4"]["up"] is False and procs["vf:4"]["state"] == "waiting"
     assert ctl.http.get("/v1/processes").status_code == 200
     # once spp-ctl gives up on it (timeout 2 s), the process is shown as disconnected, still no error
     wait_until(lambda: _by_id(_snapshot(ctl))["vf:1"]["error"] == "disconnected from spp-ctl", timeout=6)

@@ -33,6 +33,10 @@ SCHEMA_VERSION: Final = 1
 COUNTERS: Final = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "errors")
 """The numeric counters of a port (``drops`` is a dict of reason → count)."""
 
+FIRST_ANSWER_WAIT: Final = 10.0
+"""Seconds a process that never answered yet is shown as ``waiting`` rather than ``down``
+(a fresh process may be compiling its loops)."""
+
 _PORT_RE: Final = re.compile(r"^([a-z]+):(\d+)")
 
 
@@ -65,10 +69,12 @@ class RateMemory:
     """Previous counter values, to turn counters into per-second rates.
 
     A counter that went down (``DELETE /v1/primary/status`` cleared it) starts
-    over: its rate is 0 for that interval.
+    over: its rate is 0 for that interval.  A previous value older than
+    ``max_age`` seconds (the page was closed for a while) is not used.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 10.0) -> None:
+        self.max_age = max_age
         self._last: dict[str, tuple[float, dict[str, float]]] = {}
         self._seen: set[str] = set()
 
@@ -82,7 +88,7 @@ class RateMemory:
             return result
         then, old = previous
         dt = now - then
-        if dt <= 0:
+        if dt <= 0 or dt > self.max_age:
             return result
         for name, value in values.items():
             delta = value - old.get(name, value)
@@ -201,7 +207,10 @@ def _state(reading: Reading, now: float, grace: float) -> tuple[bool, str, str |
     if reading.gone_since is not None:
         return False, "down", "disconnected from spp-ctl"
     if reading.waiting_since is not None and now - reading.waiting_since > grace:
-        return False, "down", f"no answer for {now - reading.waiting_since:.0f} s"
+        waited = now - reading.waiting_since
+        if reading.status is None and reading.error is None and waited < FIRST_ANSWER_WAIT:
+            return False, "waiting", f"waiting for its first answer ({waited:.0f} s)"
+        return False, "down", f"no answer for {waited:.0f} s"
     if reading.error is not None:
         return False, "down", reading.error
     if reading.status is None:

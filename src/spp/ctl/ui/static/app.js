@@ -351,13 +351,14 @@
     for (const [id, r] of refs.procs) {
       const p = idx.procs.get(id);
       if (!p) continue;
-      r.root.classList.toggle("down", !p.up);
-      r.root.dataset.state = p.up ? "up" : "down";
+      r.root.classList.toggle("down", p.state === "down");
+      r.root.classList.toggle("waiting", p.state === "waiting");
+      r.root.dataset.state = p.state || (p.up ? "up" : "down");
       const text = p.up ? [p.pid ? `pid ${p.pid}` : "", p.details && p.details.file_prefix ? `prefix ${p.details.file_prefix}` : "", p.components.length ? `${p.components.length} component${p.components.length > 1 ? "s" : ""}` : ""].filter(Boolean).join(" · ") || "up"
-                        : "down: " + (p.error || "?");
+                        : p.state === "waiting" ? p.error : "down: " + (p.error || "?");
       r.meta.textContent = clip(text, 31);
-      r.meta.setAttribute("class", p.up ? "meta" : "meta err");
-      r.tip.textContent = `${id}: ${p.up ? "up" : "down: " + p.error}`;
+      r.meta.setAttribute("class", p.state === "down" ? "meta err" : "meta");
+      r.tip.textContent = `${id}: ${p.up ? "up" : p.state + ": " + p.error}`;
       if (r.pool) {
         const pool = snap.pool;
         if (pool && pool.n_bufs) {
@@ -379,7 +380,7 @@
   }
 
   function summary(snap) {
-    const down = snap.processes.filter((p) => !p.up).length;
+    const down = snap.processes.filter((p) => p.state === "down").length;
     let inPps = 0, dropPps = 0;
     for (const p of snap.ports) { if (p.type !== "ring") inPps += p.rates.rx_pps; dropPps += p.rates.drop_pps; }
     const parts = [
@@ -448,7 +449,7 @@
       const p = idx.procs.get(s.id);
       if (!p) { box.innerHTML = `<p class="hint">${esc(s.id)} is gone.</p>`; return; }
       html += `<h2>${esc(KIND_NAMES[p.kind] || p.kind)}${p.client_id !== null && p.client_id !== undefined ? " " + esc(p.client_id) : ""}</h2>`;
-      html += `<p class="sub">${p.up ? "up" : `<span class="err">down: ${esc(p.error)}</span>`}${p.pid ? " · pid " + esc(p.pid) : ""}</p>`;
+      html += `<p class="sub">${p.up ? "up" : p.state === "waiting" ? esc(p.error) : `<span class="err">down: ${esc(p.error)}</span>`}${p.pid ? " · pid " + esc(p.pid) : ""}</p>`;
       html += "<table>" + row("components", p.components.length) + row("ports", (p.ports || []).join(", ") || "—");
       for (const [k, v] of Object.entries(p.details || {})) if (k !== "classifier_table") html += row(k, typeof v === "object" ? JSON.stringify(v) : v);
       html += "</table>";
