@@ -86,7 +86,7 @@ def test_page_shows_the_live_stack_with_moving_counters(browser: Browser, stack:
         f"(() => {{ const c = {json.dumps(first)}; const e = document.querySelector('g.port[data-port=\"nullpmd:0\"]');"
         " const o = document.querySelector('g.port[data-port=\"nullpmd:1\"]');"
         " return +e.dataset.rxPackets > c['nullpmd:0'].rx && +o.dataset.txPackets > c['nullpmd:1'].tx; })()",
-        "counters moving on nullpmd:0 and nullpmd:1", timeout=20)
+        "counters moving on nullpmd:0 and nullpmd:1", timeout=90)
     text = browser.eval("document.querySelector('g.port[data-port=\"nullpmd:0\"] text.rate').textContent")
     assert text.startswith("rx ") and "pps" in text
     assert browser.eval("document.querySelectorAll('path.edge.flow').length") >= 1  # edges animate with traffic
