@@ -151,7 +151,11 @@ class UiHub:
         if self.latest is not None and self.latest_at is not None and self._subs \
                 and self.clock() - self.latest_at < 2 * self.interval:
             return self.latest
-        await self.tick()
+        if self._tick_lock is not None and self._tick_lock.locked():
+            async with self._tick_lock:  # a poll is under way: share its result
+                pass
+        else:
+            await self.tick()
         assert self.latest is not None
         return self.latest
 

@@ -18,7 +18,7 @@
   "use strict";
   const NS = "http://www.w3.org/2000/svg";
   const PORT_W = 172, PORT_H = 62, COMP_W = 180, COMP_H = 46, PAD = 10, HEAD = 46, CGAP = 8;
-  const PROC_W = COMP_W + 2 * PAD, GUTTER = PORT_W + 96, EMPTY_GUTTER = 56, GAP = 14, TOP = 34, MARGIN = 20;
+  const PROC_W = COMP_W + 2 * PAD, GUTTER = PORT_W + 72, EMPTY_GUTTER = 56, GAP = 14, TOP = 34, MARGIN = 20;
   const KIND_NAMES = { primary: "spp_primary", vf: "spp_vf", mirror: "spp_mirror", nfv: "spp_nfv", pcap: "spp_pcap" };
   const TYPES = ["phy", "ring", "vhost", "tap", "nullpmd", "pcap", "memif"];
 
@@ -139,7 +139,7 @@
     for (const g of groups) g.x = lx[g.layer];
     const width = x + MARGIN;
 
-    const groupH = (g) => HEAD + PAD + Math.max(1, g.comps.length) * (COMP_H + CGAP) - CGAP + PAD;
+    const groupH = (g) => (g.comps.length ? HEAD + PAD + g.comps.length * (COMP_H + CGAP) - CGAP + PAD : HEAD + 22);
     const setComps = (g) => g.comps.forEach((ci, i) => { ci.x = g.x + PAD; ci.y = g.y + HEAD + PAD + i * (COMP_H + CGAP); });
     const stack = (items, hOf) => { let y = TOP; for (const it of items) { it.y = y; y += hOf(it) + GAP; } };
     const centre = (it) => it.y + it.h / 2;
@@ -251,6 +251,7 @@
       let pool = null;
       if (p.kind === "primary") pool = { text: el("text", { class: "meta", x: 10, y: HEAD + 16 }, root, ""), bg: el("rect", { class: "qbg", x: 10, y: HEAD + 21, width: w - 20, height: 5, rx: 2, fill: "#e6ebf2" }, root), fill: el("rect", { x: 10, y: HEAD + 21, width: 0, height: 5, rx: 2, fill: "#2f6fdb" }, root) };
       root.addEventListener("click", (e) => { if (e.target.closest(".comp") || e.target.closest(".port")) return; select("proc", p.id); });
+      if (p.kind !== "primary" && !g.comps.length) el("text", { class: "meta", x: 10, y: HEAD + 12 }, root, "no component");
       refs.procs.set(p.id, { root, meta, tip, pool });
       for (const ci of g.comps) {
         const c = ci.comp;
