@@ -131,3 +131,22 @@ def test_a_big_stack_stays_readable(browser: Browser, stack: LocalStack) -> None
     browser.eval("document.getElementById('zoom-fit').click(); true")
     whole = browser.screenshot(artifacts() / "big-stack-fit.png")
     print(f"\nscreenshots of the generated big stack: {path} {whole}")
+
+
+def test_token_in_the_query_and_a_closed_tab_frees_its_stream(browser: Browser) -> None:
+    """With --token the page and its EventSource carry ?token=; leaving the page frees the stream."""
+    from ctl_helpers import running_ctl
+
+    from spp.testing.fake_secondary import wait_until
+
+    with running_ctl(token="t0k en/+") as ctl:
+        ctl.primary()
+        browser.open(f"{ctl.url}/ui?token=t0k%20en%2F%2B")
+        browser.wait_for("document.querySelector('#conn').classList.contains('live') && "
+                         "document.querySelectorAll('g.proc').length === 1", "the page live with the token")
+        hub = ctl.service.app.state.ui_hub
+        assert hub.streams == 1
+        browser.open("about:blank")
+        wait_until(lambda: hub.streams == 0, timeout=5)
+        browser.open(f"{ctl.url}/ui")  # no token: refused, says why
+        assert "?token=TOKEN" in browser.eval("document.body.textContent")

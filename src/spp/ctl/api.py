@@ -95,7 +95,8 @@ class _RequestGuard:
         if self.token is not None and not self._authorized(headers) and not self._page_token(scope):
             LOG.warning("%s %s: refused, bad or missing token", scope["method"], scope["path"])
             response = PlainTextResponse(
-                "unauthorized: missing or invalid 'Authorization: Bearer' token",
+                "unauthorized: missing or invalid 'Authorization: Bearer' token"
+                + (" (or ?token=TOKEN in the page's address)" if scope["path"].startswith("/ui") else ""),
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
