@@ -6,6 +6,11 @@ need_apt=()
 for cmd in ip:iproute2 tcpdump:tcpdump; do
     command -v "${cmd%%:*}" >/dev/null 2>&1 || need_apt+=("${cmd##*:}")
 done
+# headless Chromium for the topology page's browser test (tests/ctl/test_ui_browser.py);
+# scripts/test.sh asks for it (SPP_WITH_CHROMIUM=1), the demo does not need it
+if [ "${SPP_WITH_CHROMIUM:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+    need_apt+=(chromium)
+fi
 if [ "${SPP_WITH_TESTPMD:-0}" = 1 ] && ! command -v dpdk-testpmd >/dev/null 2>&1; then
     need_apt+=(dpdk-dev librte-net-af-packet23)
 fi
@@ -14,7 +19,7 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/n
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
         || echo "apt-get could not install ${need_apt[*]}: the tests that need them will be skipped"
 fi
-if ! python3 -c 'import spp, numba, fastapi, scapy, pytest, prometheus_client, fastapi_offline, jsonschema, openapi_spec_validator' >/dev/null 2>&1 \
+if ! python3 -c 'import spp, numba, fastapi, scapy, pytest, prometheus_client, fastapi_offline, jsonschema, openapi_spec_validator, websockets' >/dev/null 2>&1 \
    || [ "$(python3 -c 'import spp, os; print(os.path.realpath(spp.__file__))' 2>/dev/null)" != "$(realpath src/spp/__init__.py)" ]; then
     echo "installing spp and its Python dependencies (pip)"
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'

@@ -8,7 +8,8 @@ This module is the only place where core errors become HTTP:
   ``invalid path: parameter 'client_id': must be an integer``,
   ``invalid argument: field 'name': ...`` (e.g. a component name in the path),
   ``command error: <message>`` (the process answered with an error);
-- 401: ``--token`` given and no ``Authorization: Bearer TOKEN``;
+- 401: ``--token`` given and no ``Authorization: Bearer TOKEN`` (the topology
+  page's ``GET /ui...`` may give it as ``?token=TOKEN`` instead);
 - 404: no such process, or unknown path;
 - 502: the process answered something that is not the expected reply;
 - 503: the process did not answer in time, or its connection went away.
@@ -23,6 +24,7 @@ import hmac
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,7 +42,7 @@ from spp.ctl.errors import (
     NoSuchProcess,
     ProcessUnavailable,
 )
-from spp.ctl.routes import default_routers
+from spp.ctl.routes import default_routers, ui
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def create_app(
     app.state.controller = controller
     for router in default_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(ui.router)  # the topology page, /ui (spp.ctl.routes.ui)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(CtlError, _ctl_error)
@@ -96,10 +99,12 @@ class _RequestGuard:
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        if self.token is not None and not is_public(scope["path"]) and not self._authorized(headers):
+        if (self.token is not None and not is_public(scope["path"]) and not self._authorized(headers)
+                and not self._page_token(scope)):
             LOG.warning("%s %s: refused, bad or missing token", scope["method"], scope["path"])
             response = PlainTextResponse(
-                "unauthorized: missing or invalid 'Authorization: Bearer' token",
+                "unauthorized: missing or invalid 'Authorization: Bearer' token"
+                + (" (or ?token=TOKEN in the page's address)" if scope["path"].startswith("/ui") else ""),
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
@@ -119,6 +124,15 @@ class _RequestGuard:
                 if scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self.token):
                     return True
         return False
+
+    def _page_token(self, scope: Scope) -> bool:
+        """``?token=`` on ``GET /ui...``: a browser sets no header on a page load or an EventSource."""
+        assert self.token is not None
+        path: str = scope["path"]
+        if scope["method"] != "GET" or not (path == "/ui" or path.startswith("/ui/")):
+            return False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), errors="replace")
+        return any(hmac.compare_digest(value.encode(), self.token) for value in query.get("token", []))
 
 
 # -- error mapping -----------------------------------------------------------

@@ -194,6 +194,8 @@ class CtlService:
                 secondary,
                 api,
             )
+            LOG.info("topology page: http://%s:%d/ui%s", _url_host(self.config.bind_addr), api,
+                     "?token=TOKEN" if self.config.token is not None else "")
             try:
                 await self._uvicorn.serve(sockets=[self._api_sock])
             finally:
@@ -208,3 +210,8 @@ class CtlService:
         while not self._uvicorn.started:
             await asyncio.sleep(0.005)
         self.ready.set()
+
+
+def _url_host(addr: str) -> str:
+    """``addr`` as the host part of a URL (IPv6 in brackets)."""
+    return f"[{addr}]" if ":" in addr and not addr.startswith("[") else addr
