@@ -45,8 +45,11 @@ dp = Dataplane.attach(sys.argv[1])
 pt = PortTable(dp)
 w = Worker(dp, 0, pin=False)
 w.start()
-w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(pt.get("nullpmd:5")),),
-                                    (Attachment(pt.get("nullpmd:6")),)),), 1), timeout=300)
+dst = pt.get("nullpmd:6")
+w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(pt.get("nullpmd:5")),), (Attachment(dst),)),),
+                     1), timeout=300)
+while dst.stats[2] == 0:  # forwarding (a cold first call compiles, and cannot pause meanwhile)
+    time.sleep(0.01)
 print("up", flush=True)
 time.sleep(600)
 """
@@ -74,6 +77,7 @@ def test_reclaim_what_the_dead_held_while_a_live_worker_forwards() -> None:
         w.start()
         w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(dst),)),), 1),
                   timeout=300)
+        wait_for(lambda: int(dst.stats[2]) > 0, timeout=600)  # a cold first call compiles (and cannot pause)
         holder = child(HOLDER, dp)
         kill(holder)
         result = reclaim_dead(dp, timeout=10)
