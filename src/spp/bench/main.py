@@ -38,7 +38,7 @@ DESCRIPTIONS: dict[str, str] = {
     "mirror-overhead": "nullpmd → forward → nullpmd with vs without a shallow port mirror to a nullpmd (same run)",
     "mirror-component": "spp-mirror's mirror component ring:0 → ring:1 + ring:2 (shallow) vs forward on the same rings",
     "vlan": "forward with add_vlantag / del_vlantag on its tx port vs the same forward without (same run)",
-    "memory": "resident size of a worker process; start-up to first forwarded frame, cold vs warm compile cache",
+    "memory": "worker RSS; start-up to first forwarded frame and spp-vf registration, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
 

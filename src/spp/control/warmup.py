@@ -68,13 +68,75 @@ def compile_lock(wait: float = LOCK_WAIT) -> Iterator[None]:
 
 
 def compile_data_path(dp: Dataplane) -> None:
-    """Compile (or load from the cache) every function the workers run, now."""
+    """Compile (or load from the cache) every function the workers run, now.
+
+    Besides the warm-ups of the worker loop and the classifier, one frame is sent
+    through each kind of plan a worker may run (forward over null and ring ports, the
+    mirror component, VLAN add/del), on a private data plane, so whichever path each
+    takes (compiled loop or Python burst loop) is compiled here and not in a worker's
+    first burst.  ``dp`` only gives the array types; nothing is written to it.
+    """
     from spp.components.classifier import warm_up
     from spp.runtime.worker import warm_up_native
 
+    global _compiled
+    if _compiled:  # once per process: what was compiled stays loaded
+        return
     with compile_lock():
         warm_up(dp)
         warm_up_native(dp)
+        _exercise()
+    _compiled = True
+
+
+_compiled = False
+
+
+def _exercise(timeout: float = 600.0) -> None:
+    """One frame through each kind of plan, on a private data plane (see :func:`compile_data_path`)."""
+    from spp.components.forward import Forward
+    from spp.components.mirror import Mirror
+    from spp.components.vlan import VlanOp
+    from spp.ports.base import PortTable
+    from spp.runtime.dataplane import Layout
+    from spp.runtime.stats import TX_PACKETS
+    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+    from spp.testing import unique_prefix, wait_for
+
+    dp = Dataplane.create(unique_prefix("spp-warmup"), Layout(n_bufs=1024, n_rings=4, ring_size=64))
+    dp.seg.path.unlink(missing_ok=True)  # nothing else attaches; no file is left behind if we are killed
+    ports = PortTable(dp)
+    try:
+        a = {name: Attachment(ports.get(name)) for name in ("nullpmd:0", "nullpmd:1", "nullpmd:2", "ring:0",
+                                                             "ring:1", "ring:2")}
+
+        def fwd(src: str, dst: str, vlan: VlanOp | None = None) -> ComponentPlan:
+            tx = a[dst] if vlan is None else Attachment(a[dst].port, vlan)
+            return ComponentPlan(Forward(dp, f"{src}>{dst}", 0), (a[src],), (tx,))
+
+        mirror = ComponentPlan(Mirror(dp, "mirror", 0), (a["ring:0"],), (a["ring:1"], a["ring:2"]))
+        plans = [
+            (fwd("nullpmd:0", "ring:0"), fwd("ring:0", "nullpmd:1")),
+            (fwd("nullpmd:0", "ring:0"), mirror, fwd("ring:1", "nullpmd:1"), fwd("ring:2", "nullpmd:2")),
+            (fwd("nullpmd:0", "ring:0", VlanOp("add", 1, 0)), fwd("ring:0", "nullpmd:1", VlanOp("del"))),
+        ]
+        sink = a["nullpmd:1"].port.stats
+        for i, comps in enumerate(plans):
+            w = Worker(dp, 0, pin=False)
+            w.start()
+            try:
+                before = int(sink[TX_PACKETS])
+                w.publish(WorkerPlan(comps, 2 * i + 1), timeout=timeout)
+                wait_for(lambda b=before, w=w: int(sink[TX_PACKETS]) > b or w.error is not None,  # type: ignore[misc]
+                         timeout=timeout, interval=0.01, message="a frame through the warm-up plan")
+                w.publish(WorkerPlan((), 2 * i + 2), timeout=timeout)
+            finally:
+                w.stop()
+            if w.error is not None:
+                raise RuntimeError(f"warm-up plan {i} failed: {w.error!r}")
+    finally:
+        ports.close_all()
+        dp.close()
 
 
 class DataPathCompiler:
