@@ -194,3 +194,30 @@ def test_primary_forwarder_with_spps_rest_and_cli(capsys: pytest.CaptureFixture[
         finally:
             dp.close()
             http.close()
+
+
+def test_spp_up_and_down_with_an_nfv(tmp_path: Path) -> None:
+    from nfv_helpers import put, take
+
+    from spp.ports.base import open_port
+    from spp.runtime.dataplane import Dataplane
+
+    topo = tmp_path / "nfv.yaml"
+    topo.write_text("processes:\n  - kind: nfv\n    client_id: 5\n    cores: \"0,1\"\n    ports: [ring:0, ring:1]\n"
+                    "    patches: [{src: ring:0, dst: ring:1}]\n")
+    with LocalStack() as local:
+        local.start_ctl()
+        local.start_primary(extra=["--rings", "4", "--program", f"nfv={sys.executable} -m spp.control.nfv"])
+        dp = Dataplane.attach(local.prefix)
+        http = httpx.Client(base_url=local.url + "/v1", timeout=120)
+        try:
+            assert main(["up", str(topo), "-b", local.server, "-s", local.secondary_addr]) == 0
+            assert http.get("/nfvs/5").json()["patches"] == [{"src": "ring:0", "dst": "ring:1"}]
+            frames = [numbered(i) for i in range(32)]
+            put(dp, open_port(dp, "ring:0"), frames)
+            assert take(dp, open_port(dp, "ring:1"), 32) == frames
+            assert main(["down", "-b", local.server]) == 0
+            wait_for(lambda: http.get("/processes").json() == [{"type": "primary"}], timeout=30)
+        finally:
+            http.close()
+            dp.close()
