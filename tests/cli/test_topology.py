@@ -37,7 +37,13 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
     ("data", "message"),
     [
         ({}, "nothing to do (no processes and no port_mirrors)"),
-        ({"processes": [{"kind": "nfv", "client_id": 1}]}, "processes[0].kind: Input should be 'vf' or 'mirror'"),
+        ({"processes": [{"kind": "pcap", "client_id": 1}]},
+         "processes[0].kind: Input should be 'vf', 'mirror' or 'nfv'"),
+        ({"processes": [{"kind": "nfv", "client_id": 1, "components": [{"name": "a", "type": "forward", "core": 1}]}]},
+         "an nfv has ports and patches, not components"),
+        ({"processes": [{"kind": "nfv", "client_id": 1, "patches": [{"src": "ring:0", "dst": "ring0"}]}]},
+         "processes[0].patches[0].dst: invalid port 'ring0'"),
+        ({"processes": [{"kind": "vf", "client_id": 1, "ports": ["ring:0"]}]}, "only an nfv has them"),
         ({"processes": [{"kind": "vf", "client_id": 1, "components": [
             {"name": "a", "type": "forward", "core": "x"}]}]}, "processes[0].components[0].core"),
         ({"processes": [{"kind": "vf", "client_id": 1, "components": [
@@ -117,3 +123,9 @@ def test_up_launches_missing_processes(ctl: Ctl) -> None:
         ]
     finally:
         ctl.close_fakes()
+
+
+def test_nfv_in_a_topology() -> None:
+    topo = parse({"processes": [{"kind": "nfv", "client_id": 3, "cores": "0,2", "ports": ["ring:6", "phy:0"],
+                                 "patches": [{"src": "phy:1", "dst": "ring:6"}]}]})
+    assert topo.commands() == ["nfv 3; add ring:6", "nfv 3; patch phy:1 ring:6", "nfv 3; forward"]

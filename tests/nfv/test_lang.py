@@ -96,3 +96,26 @@ def test_reply_framing_resumes_its_scan() -> None:
         got += decoder.feed(data[i : i + 1000])
         assert decoder._scan.pos in (0, decoder.pending)  # never re-reads what it has seen
     assert got == [json.loads(reply)] * 2 and decoder.pending == 0
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=5), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='{}[]"\\ ab\n', max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8), max_size=4), min_size=1, max_size=4), st.lists(st.integers(1, 40), min_size=1, max_size=30))
+def test_reply_framing_any_split(objects: list[dict[str, object]], cuts: list[int]) -> None:
+    import json
+
+    from spp.ctl.protocol import ReplyDecoder
+
+    data = b"".join(json.dumps(o).encode() + sep for o, sep in zip(objects, [b"\n", b"\0", b" \n"] * 4,
+                                                                   strict=False))
+    decoder = ReplyDecoder()
+    got: list[dict[str, object]] = []
+    pos = 0
+    for cut in cuts * (len(data) // max(sum(cuts), 1) + 1):
+        got += decoder.feed(data[pos : pos + cut])
+        pos += cut
+        if pos >= len(data):
+            break
+    got += decoder.feed(data[pos:])
+    assert got == objects and decoder.pending == 0

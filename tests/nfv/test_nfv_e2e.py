@@ -156,3 +156,68 @@ def test_pcap_launched_by_the_primary_driven_by_rest_and_cli(tmp_path: Path,
         finally:
             sock.close()
             http.close()
+
+
+def test_primary_forwarder_with_spps_rest_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    """``pri; add ring:0`` ... ``pri; forward`` through spp-ctl to a real spp-primary; frames cross its forwarder."""
+    from nfv_helpers import put, take
+
+    from spp.ports.base import open_port
+    from spp.runtime.dataplane import Dataplane
+
+    with LocalStack() as local:
+        local.start_ctl()
+        local.start_primary(extra=["-l", "0,1", "--rings", "4"])
+        http = httpx.Client(base_url=local.url + "/v1", timeout=120)
+        dp = Dataplane.attach(local.prefix)
+        try:
+            assert main(["-b", local.server, "-e", "pri; add ring:0", "-e", "pri; add ring:1",
+                         "-e", "pri; patch ring:0 ring:1"]) == 0
+            assert http.put("/primary/forward", json={"action": "start"}).status_code == 204
+            frames = [numbered(i, size=64 + i) for i in range(64)]
+            put(dp, open_port(dp, "ring:0"), frames)
+            assert take(dp, open_port(dp, "ring:1"), 64) == frames
+            assert main(["-b", local.server, "-e", "pri; status"]) == 0
+            assert "forwarder (running, core 1): ring:0 → ring:1" in capsys.readouterr().out
+            r = http.put("/primary/patches", json={"src": "vhost:0", "dst": "ring:1"})
+            assert (r.status_code, r.text) == (400, "command error: patch source vhost:0 is not a port of "
+                                                     "spp-primary: add vhost:0 first")
+            r = http.put("/primary/ports", json={"action": "del", "port": "ring:1"})
+            assert (r.status_code, r.text) == (400, "command error: ring:1 is patched (ring:0 -> ring:1): "
+                                                     "patch reset first")
+            assert http.put("/primary/forward", json={"action": "stop"}).status_code == 204
+            assert http.delete("/primary/patches").status_code == 204
+            fwd = http.get("/primary/status").json()["forwarder"]
+            assert fwd == {"status": "idling", "ports": ["ring:0", "ring:1"], "patches": [], "core": 1}
+            for ring in ("ring:0", "ring:1"):
+                assert http.put("/primary/ports", json={"action": "del", "port": ring}).status_code == 204
+        finally:
+            dp.close()
+            http.close()
+
+
+def test_spp_up_and_down_with_an_nfv(tmp_path: Path) -> None:
+    from nfv_helpers import put, take
+
+    from spp.ports.base import open_port
+    from spp.runtime.dataplane import Dataplane
+
+    topo = tmp_path / "nfv.yaml"
+    topo.write_text("processes:\n  - kind: nfv\n    client_id: 5\n    cores: \"0,1\"\n    ports: [ring:0, ring:1]\n"
+                    "    patches: [{src: ring:0, dst: ring:1}]\n")
+    with LocalStack() as local:
+        local.start_ctl()
+        local.start_primary(extra=["--rings", "4", "--program", f"nfv={sys.executable} -m spp.control.nfv"])
+        dp = Dataplane.attach(local.prefix)
+        http = httpx.Client(base_url=local.url + "/v1", timeout=120)
+        try:
+            assert main(["up", str(topo), "-b", local.server, "-s", local.secondary_addr]) == 0
+            assert http.get("/nfvs/5").json()["patches"] == [{"src": "ring:0", "dst": "ring:1"}]
+            frames = [numbered(i) for i in range(32)]
+            put(dp, open_port(dp, "ring:0"), frames)
+            assert take(dp, open_port(dp, "ring:1"), 32) == frames
+            assert main(["down", "-b", local.server]) == 0
+            wait_for(lambda: http.get("/processes").json() == [{"type": "primary"}], timeout=30)
+        finally:
+            http.close()
+            dp.close()

@@ -89,6 +89,10 @@ def primary(info: Mapping[str, Any]) -> RenderableType:
             state = "running" if proc.get("alive") else f"exited ({proc.get('returncode')})"
             table.add_row(str(proc.get("proc_name")), str(proc.get("client_id")), str(proc.get("pid")), state)
         parts.append(table)
+    fwd = info.get("forwarder")
+    if isinstance(fwd, Mapping) and (fwd.get("patches") or fwd.get("status") == "running"):
+        patches = ", ".join(f"{p.get('src')} → {p.get('dst')}" for p in fwd.get("patches", []) or []) or "none"
+        parts.append(Text(f"forwarder ({fwd.get('status')}, core {fwd.get('core')}): {patches}"))
     return Group(*parts)
 
 

@@ -23,6 +23,12 @@ VLAN options per port) and the classifier entries::
         copy: shallow                # shallow (default) or deep
         components:
           - {name: mir, type: mirror, core: 7, rx: [ring:0], tx: [ring:4, ring:5]}
+      - kind: nfv                    # SPP's patch panel
+        client_id: 3
+        cores: "0,2"
+        ports: [ring:6]              # added (phy ports need no add)
+        patches: [{src: phy:1, dst: ring:6}]
+        forward: true                # default: forward once patched
 
 ``up`` launches every process not yet connected through the primary
 (``PUT /v1/primary/launch``), waits for it, then configures it through REST in
@@ -151,18 +157,44 @@ class ClassifierEntry(_Model):
         return _port(value)
 
 
-class Process(_Model):
-    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier."""
+class NfvPatch(_Model):
+    """A patch of an nfv: frames received on ``src`` go to ``dst``."""
 
-    kind: Literal["vf", "mirror"]
+    src: str
+    dst: str
+
+    @field_validator("src", "dst")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+
+class Process(_Model):
+    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier; an nfv's ports and patches."""
+
+    kind: Literal["vf", "mirror", "nfv"]
     client_id: Annotated[int, Field(ge=0)]
     cores: str | None = None
     copy_mode: Literal["shallow", "deep"] | None = Field(default=None, alias="copy")
     components: list[Component] = Field(default_factory=list)
     classifier: list[ClassifierEntry] = Field(default_factory=list)
+    ports: list[str] = Field(default_factory=list)
+    patches: list[NfvPatch] = Field(default_factory=list)
+    forward: bool = True
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: list[str]) -> list[str]:
+        return [_port(v) for v in value]
 
     @model_validator(mode="after")
     def _consistent(self) -> Process:
+        if self.kind == "nfv":
+            if self.components or self.classifier or self.copy_mode is not None:
+                raise ValueError("an nfv has ports and patches, not components, classifier or copy")
+            return self
+        if self.ports or self.patches:
+            raise ValueError(f"ports/patches: only an nfv has them (a {self.kind} has components)")
         allowed = {"vf": ("forward", "merge", "classifier"), "mirror": ("mirror",)}[self.kind]
         names: set[str] = set()
         for i, comp in enumerate(self.components):
@@ -284,6 +316,10 @@ class Topology(_Model):
                             line += (f" add_vlantag {ref.vlan.id} {ref.vlan.pcp}" if ref.vlan.operation == "add"
                                      else " del_vlantag")
                         lines.append(line)
+            lines += [f"{target} add {port}" for port in proc.ports if not port.startswith("phy:")]
+            lines += [f"{target} patch {patch.src} {patch.dst}" for patch in proc.patches]
+            if proc.kind == "nfv" and proc.forward and proc.patches:
+                lines.append(f"{target} forward")
             for entry in proc.classifier:
                 if entry.vlan is None:
                     lines.append(f"{target} classifier_table add mac {entry.mac} {entry.port}")
@@ -403,7 +439,7 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
         keys = [(p.kind, p.client_id) for p in topology.processes]
     else:
         keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
-                if p.get("type") in ("vf", "mirror")]
+                if p.get("type") in ("vf", "mirror", "nfv")]
     for kind, cid in keys:
         try:
             client.delete(f"/{kind}s/{cid}")

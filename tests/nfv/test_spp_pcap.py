@@ -192,3 +192,26 @@ def test_disk_full_stops_with_a_clear_status(dp: Dataplane, veth: Veth, tmp_path
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_pcap_port_records_the_original_length_of_a_snaplen_copy(dp: Dataplane, tmp_path: Path) -> None:
+    """pcap:N tx files wrote the captured length as the original length, so a truncated copy looked whole."""
+    import numpy as np
+
+    from spp.runtime.dataplane import M_ORIGLEN
+
+    out = tmp_path / "t.pcap"
+    port = open_port(dp, "pcap:5", tx=str(out))
+    try:
+        ids = np.empty(2, np.int32)
+        assert dp.alloc(ids) == 2
+        dp.write_frame(int(ids[0]), numbered(0, size=64))
+        dp.write_frame(int(ids[1]), numbered(1, size=64))
+        dp.meta[ids[1], M_ORIGLEN] = 1400  # a mirror copy cut at 64 bytes of a 1400-byte frame
+        assert port.tx_burst(ids, 2) == 2
+    finally:
+        port.close()
+    raw = out.read_bytes()
+    first = struct.unpack_from("<IIII", raw, 24)
+    second = struct.unpack_from("<IIII", raw, 24 + 16 + 64)
+    assert (first[2], first[3]) == (64, 64) and (second[2], second[3]) == (64, 1400)
