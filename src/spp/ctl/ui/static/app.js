@@ -388,7 +388,7 @@
       `<b>${snap.processes.length}</b> process${snap.processes.length === 1 ? "" : "es"}` + (down ? ` <span class="bad">(${down} down)</span>` : ""),
       `<b>${snap.ports.length}</b> ports`,
       `in <b>${esc(pps(inPps))}</b>`,
-      dropPps > 0 ? `<span class="bad">drops ${esc(num(dropPps))}/s</span>` : "no drops",
+      dropPps > 0 ? `<span class="bad">drops ${esc(num(dropPps))}/s</span>` : "drops 0/s",
     ];
     if (snap.pool && snap.pool.n_bufs) parts.push(`pool ${esc(num(snap.pool.in_use))}/${esc(num(snap.pool.n_bufs))}`);
     parts.push(`${snap.streams} viewer${snap.streams === 1 ? "" : "s"}`);
