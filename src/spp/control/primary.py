@@ -53,6 +53,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
@@ -84,8 +85,7 @@ PROC_KINDS: Final[Mapping[str, str]] = {
 DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {"vf": "spp-vf", "mirror": "spp-mirror"}
 DEFAULT_SECONDARY_PORT: Final = 6666
 RECV_SIZE: Final = 4096
-BACKOFF_MIN: Final = 0.1
-BACKOFF_MAX: Final = 2.0
+GET_CLIENT_ID: Final = "_get_client_id"
 CHILD_STOP_TIMEOUT: Final = 5.0
 
 
@@ -395,22 +395,24 @@ def _receive_command(sock: socket.socket) -> bytes:
 
 
 def serve(primary: Primary, host: str, port: int, stop: threading.Event,
-          on_connect: Callable[[], None] | None = None) -> None:
-    """Connect to spp-ctl at ``host:port`` and answer commands until ``stop`` or ``exit``.
+          on_connect: Callable[[], None] | None = None) -> int:
+    """Connect to spp-ctl at ``host:port`` and answer commands until ``stop`` or ``exit`` (0).
 
-    Reconnects with exponential backoff (0.1 s to 2 s) whenever the connection
-    cannot be made or drops.
+    Reconnects with exponential backoff (:class:`~spp.control.reconnect.Backoff`)
+    whenever the connection cannot be made or drops.  Returns 1 when spp-ctl
+    refuses this primary (another live primary is connected).
     """
-    backoff = BACKOFF_MIN
+    backoff = Backoff()
     while not stop.is_set() and not primary.exit_requested.is_set():
         try:
             sock = socket.create_connection((host, port), timeout=2.0)
         except OSError as exc:
-            LOG.debug("cannot reach spp-ctl at %s:%d (%s); retrying in %.1f s", host, port, exc, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            delay, loud = backoff.failed()
+            (LOG.info if loud else LOG.debug)("cannot reach spp-ctl at %s:%d (%s); retrying every %.1f s at most",
+                                              host, port, exc, BACKOFF_MAX)
+            stop.wait(delay)
             continue
-        backoff = BACKOFF_MIN
+        backoff.connected()
         LOG.info("connected to spp-ctl at %s:%d", host, port)
         if on_connect is not None:
             on_connect()
@@ -429,15 +431,25 @@ def serve(primary: Primary, host: str, port: int, stop: threading.Event,
                 if not data:
                     LOG.warning("spp-ctl closed the connection; reconnecting")
                     break
-                reply = primary.handle(data.decode("ascii", errors="replace"))
+                text = data.decode("ascii", errors="replace")
+                refused = refusal(text)
+                if text.strip("\0\r\n\t ") == GET_CLIENT_ID:  # spp-ctl asks who we are
+                    reply = success(process_type="primary", **identity())
+                else:
+                    reply = success() if refused is not None else primary.handle(text)
                 try:
                     sock.settimeout(5.0)
                     sock.sendall(json.dumps(reply).encode() + b"\n")
                 except OSError as exc:
                     LOG.warning("cannot answer spp-ctl: %s", exc)
                     break
+                if refused is not None:
+                    LOG.error("spp-ctl refused this primary: %s", refused)
+                    return 1
                 if primary.exit_requested.is_set():
-                    return
+                    return 0
+        stop.wait(backoff.failed()[0])
+    return 0
 
 
 # -- command line --------------------------------------------------------------------
@@ -601,14 +613,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.phy or "none", *opts.server,
     )
     try:
-        serve(primary, *opts.server, stop)
+        status = serve(primary, *opts.server, stop)
     finally:
         primary.stop_children()
         dp.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         LOG.info("stack %r removed; bye", opts.file_prefix)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any
 
 from spp.control.commands import ProcessType, tokenize
 from spp.control.manager import Manager, error_reply, parse_cores, success
+from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.runtime.dataplane import Dataplane
 
@@ -39,8 +40,6 @@ log = logging.getLogger("spp.secondary")
 
 GET_CLIENT_ID = "_get_client_id"
 RECV_SIZE = 4096
-BACKOFF_MIN = 0.1
-BACKOFF_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -129,34 +128,37 @@ class SecondaryClient:
         self.host = host
         self.port = port
         self.stop = stop
+        #: spp-ctl's message when it refused this process (another one holds its id).
+        self.refused: str | None = None
 
-    def run(self) -> None:
-        """Serve until ``exit`` or ``stop`` is set."""
-        backoff = BACKOFF_MIN
-        warned = False
+    def run(self) -> int:
+        """Serve until ``exit`` or ``stop`` is set (0), or until spp-ctl refuses this process (1)."""
+        backoff = Backoff()
         while not self.stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
             except OSError as e:
-                (log.debug if warned else log.warning)("cannot reach spp-ctl at %s:%d (%s); retrying",
-                                                       self.host, self.port, e)
-                warned = True
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                delay, loud = backoff.failed()
+                (log.info if loud else log.debug)("cannot reach spp-ctl at %s:%d (%s); retrying every %.1f s at most",
+                                                  self.host, self.port, e, BACKOFF_MAX)
+                self.stop.wait(delay)
                 continue
             log.info("connected to spp-ctl at %s:%d", self.host, self.port)
-            backoff = BACKOFF_MIN
-            warned = False
+            backoff.connected()
             try:
                 sock.settimeout(None)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self._serve(sock):
-                    return
+                    return 0
             except OSError as e:
                 log.warning("connection to spp-ctl lost (%s); reconnecting", e)
             finally:
                 sock.close()
-            self.stop.wait(BACKOFF_MIN)
+            if self.refused is not None:
+                return 1
+            delay, _ = backoff.failed()
+            self.stop.wait(delay)
+        return 0
 
     def _serve(self, sock: socket.socket) -> bool:
         """Answer commands on ``sock``; True once ``exit`` was answered."""
@@ -176,6 +178,12 @@ class SecondaryClient:
                 log.info("exit requested by spp-ctl")
                 self.manager.exit()
                 return True
+            message = refusal(line)
+            if message is not None:
+                self._send(sock, success())
+                log.error("spp-ctl refused this process: %s", message)
+                self.refused = message
+                return False
             self._send(sock, self.answer(line))
         return False
 
@@ -183,7 +191,7 @@ class SecondaryClient:
         """The reply to one command line (the handshake included)."""
         m = self.manager
         if line == GET_CLIENT_ID:
-            return success(client_id=m.client_id, process_type=m.process)
+            return success(client_id=m.client_id, process_type=m.process, **identity())
         if line.startswith("port_mirror"):  # the shared mirror registry (docs/mirroring.md)
             return handle_port_mirror_command(m.dp, line.split())
         try:
@@ -236,13 +244,13 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
     mirrors.start()
     try:
-        SecondaryClient(manager, opts.host, opts.port, stop).run()
+        status = SecondaryClient(manager, opts.host, opts.port, stop).run()
     finally:
         mirrors.close()
         manager.exit()
         dp.close()
     log.info("spp-%s %d stopped", process, opts.client_id)
-    return 0
+    return status
 
 
 def main_vf(argv: Sequence[str] | None = None) -> int:

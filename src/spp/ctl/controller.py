@@ -8,6 +8,7 @@ per process key and offers typed operations (``start_component``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, Final
 from spp.ctl import commands
 from spp.ctl.commands import Direction, TableAction, TableType, VlanTag
 from spp.ctl.connection import ProcessConnection
-from spp.ctl.errors import BadReply, NoSuchProcess, ProcessDisconnected
+from spp.ctl.errors import BadReply, CtlError, NoSuchProcess, ProcessDisconnected
 from spp.ctl.protocol import check_result
 
 LOG = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ PRIMARY: Final = "primary"
 """Process kind of the primary."""
 
 DEFAULT_TIMEOUT: Final = 5.0
+PROBE_TIMEOUT: Final = 2.0
+GET_CLIENT_ID: Final = "_get_client_id"
+"""The handshake command: secondaries must answer it, a primary may (SPP's does not)."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,12 @@ class Controller:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
         self._procs: dict[ProcessKey, ProcessConnection] = {}
+        self._registering = asyncio.Lock()
 
     # -- registry ------------------------------------------------------------
 
     def attach(self, key: ProcessKey, conn: ProcessConnection) -> None:
-        """Make ``conn`` the connection of process ``key``.
+        """Make ``conn`` the connection of process ``key`` (no identity check: see :meth:`register`).
 
         An earlier connection with the same key is closed (a request in
         flight on it fails).  ``conn`` is forgotten again when it closes.
@@ -76,10 +81,51 @@ class Controller:
         conn.on_close = self._forget
         self._procs[key] = conn
         if old is not None and old is not conn:
-            LOG.warning("%s reconnected from %s; dropping old connection", key, conn.peer)
-            old.close("replaced by a new connection")
+            LOG.info("%s reconnected from %s; dropping its old connection", key, conn.peer)
+            old.close("replaced by a new connection of the same process")
         else:
-            LOG.info("%s connected from %s", key, conn.peer)
+            LOG.info("%s connected from %s%s", key, conn.peer, f" (pid {conn.pid})" if conn.pid else "")
+
+    async def register(self, key: ProcessKey, conn: ProcessConnection) -> str | None:
+        """Register ``conn`` as ``key`` unless another live process holds the id.
+
+        Client ids are unique across secondary types (``vf 4`` and ``mirror 4``
+        cannot coexist), and there is one primary.  A holder that announced the
+        same ``instance`` token as ``conn`` is the same process reconnecting: it is
+        replaced.  Any other holder is asked ``_get_client_id``; if it answers, it is
+        alive and the newcomer is refused: the message saying why is returned
+        (None when ``conn`` was registered).
+        """
+        async with self._registering:
+            holder_key, holder = self._holder(key)
+            if holder is not None and not holder.closed:
+                same = conn.instance is not None and conn.instance == holder.instance and holder_key == key
+                if not same and await self._answers(holder):
+                    pid = f"pid {holder.pid}, " if holder.pid else ""
+                    if key.kind == PRIMARY:
+                        return (f"a primary is already connected to this spp-ctl ({pid}from {holder.peer}); "
+                                "stop it first, or connect this one to another spp-ctl")
+                    return (f"client id {key.client_id} is already used by {holder_key} ({pid}from {holder.peer}); "
+                            "client ids are unique across process types: stop that process first, "
+                            "or pick another --client-id")
+            self.attach(key, conn)
+            return None
+
+    def _holder(self, key: ProcessKey) -> tuple[ProcessKey, ProcessConnection | None]:
+        if key.kind == PRIMARY:
+            return key, self._procs.get(key)
+        for other, conn in self._procs.items():
+            if other.kind != PRIMARY and other.client_id == key.client_id:
+                return other, conn
+        return key, None
+
+    async def _answers(self, conn: ProcessConnection) -> bool:
+        """True if ``conn``'s process still answers (a dead one is dropped by the attempt)."""
+        try:
+            await conn.request(GET_CLIENT_ID, min(self.timeout, PROBE_TIMEOUT))
+        except CtlError:
+            return not conn.closed
+        return True
 
     def _forget(self, conn: ProcessConnection) -> None:
         for key, current in list(self._procs.items()):
