@@ -281,7 +281,8 @@ def test_primary_launch_sends_the_body_as_json_on_one_line(ctl: Ctl) -> None:
     }
     response = ctl.http.put("/v1/primary/launch", json=body)
     assert (response.status_code, response.content) == (204, b"")
-    [command] = primary.commands
+    command, *after = primary.commands
+    assert after == ["status"]  # launch waits for the child: this primary does not list children
     prefix = "launch 2 spp_vf "
     assert command.startswith(prefix)
     assert "\n" not in command

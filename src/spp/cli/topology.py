@@ -389,7 +389,7 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
         keys = [(p.kind, p.client_id) for p in topology.processes]
     else:
         keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
-                if p.get("type") in ("vf", "mirror")]
+                if p.get("type") in ("vf", "mirror") and not p.get("error")]
     for kind, cid in keys:
         try:
             client.delete(f"/{kind}s/{cid}")

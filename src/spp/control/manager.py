@@ -57,6 +57,7 @@ from spp.control.commands import (
     Status,
     parse,
 )
+from spp.control.validate import check_port
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
 from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan, warm_up_native
@@ -99,6 +100,8 @@ def parse_cores(text: str) -> list[int]:
         first, last = int(lo), int(hi) if sep else int(lo)
         if last < first:
             raise ValueError(f"invalid core range {part!r} in {text!r}: the range must go upwards")
+        if last - first >= 4096:
+            raise ValueError(f"invalid core range {part!r} in {text!r}: it spans more than 4096 cores")
         for c in range(first, last + 1):
             if c in cores:
                 raise ValueError(f"invalid core list {text!r}: core {c} appears twice")
@@ -445,6 +448,10 @@ class Manager:
         """
         if str(pid) in self._provided or self.ports.find(pid) is not None:
             return
+        try:
+            check_port(self.dp, pid)
+        except ValueError as e:
+            raise ManagerError(f"cannot open port {pid}: {e}") from None
         if pid.ptype not in driver_types():
             self.port(pid)  # no driver: raises the driver table's explanation, opens nothing
         try:

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ DEFAULT_SECONDARY_PORT: Final = 6666
 RECV_SIZE: Final = 4096
 GET_CLIENT_ID: Final = "_get_client_id"
 CHILD_STOP_TIMEOUT: Final = 5.0
+MAX_CORES: Final = 4096
 
 
 class CommandFailed(Exception):
@@ -113,6 +115,36 @@ class Child:
     popen: subprocess.Popen[bytes]
     started: float = field(default_factory=time.time)
     reaped: bool = False
+    #: The last lines the child wrote to stderr (they are copied to the primary's stderr too).
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def follow_stderr(self) -> None:
+        """Copy the child's stderr to ours, remembering the last lines (a daemon thread)."""
+        stream = self.popen.stderr
+        if stream is None:
+            return
+
+        def pump() -> None:
+            with stream:
+                for raw in iter(stream.readline, b""):
+                    line = raw.decode(errors="replace").rstrip()
+                    self.tail.append(line)
+                    with contextlib.suppress(OSError, ValueError):
+                        sys.stderr.write(line + "\n")
+                        sys.stderr.flush()
+
+        threading.Thread(target=pump, daemon=True, name=f"stderr of {self.kind} {self.client_id}").start()
+
+    def error(self) -> str | None:
+        """Why the child exited, when it failed: its exit code and last error line."""
+        code = self.popen.poll()
+        if code is None or code == 0:
+            return None
+        lines = [line for line in self.tail if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()]
+        last = (errors or lines or [""])[-1].strip()
+        how = f"exited with status {code}" if code > 0 else f"killed by signal {-code}"
+        return f"{self.kind} {self.client_id} {how}" + (f": {last}" if last else "")
 
     @property
     def alive(self) -> bool:
@@ -129,6 +161,7 @@ class Child:
             "alive": code is None,
             "returncode": code,
             "command": shlex.join(self.argv),
+            **({"error": error} if (error := self.error()) else {}),
         }
 
 
@@ -312,10 +345,11 @@ class Primary:
         argv = [*self._program(kind), *self.secondary_args(kind, cid, body)]
         LOG.info("launching %s", shlex.join(argv))
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise CommandFailed(f"launch: cannot start {argv[0]}: {exc}") from None
         child = Child(kind, cid, argv, popen)
+        child.follow_stderr()
         self.children.append(child)
         return child
 
@@ -328,6 +362,10 @@ class Primary:
         args = ["--client-id", str(client_id), "-s", str(server), "--file-prefix", self.dp.prefix]
         cores = eal.get("-l")
         if cores not in (None, ""):
+            try:
+                parse_cores(str(cores))
+            except ValueError as exc:
+                raise CommandFailed(f"launch: -l: {exc}") from None
             args += ["-l", str(cores)]
         copy = app.get("--copy")
         if kind == "mirror" and copy not in (None, ""):
@@ -477,7 +515,11 @@ def parse_cores(text: str) -> list[int]:
         low, sep, high = part.strip().partition("-")
         if not low.isdigit() or (sep and not high.isdigit()):
             raise ValueError(f"invalid core list {text!r}: expected e.g. 0 or 1,2 or 1-3")
-        cores.update(range(int(low), int(high if sep else low) + 1))
+        first, last = int(low), int(high if sep else low)
+        if not 0 <= last - first < MAX_CORES:
+            raise ValueError(f"invalid core range {part.strip()!r} in {text!r}: a range goes upwards and spans "
+                             f"at most {MAX_CORES} cores")
+        cores.update(range(first, last + 1))
     return sorted(cores)
 
 

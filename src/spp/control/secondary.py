@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import select
 import signal
 import socket
@@ -241,6 +242,10 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
              ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
+    absent = [c for c in manager.cores if c not in os.sched_getaffinity(0)]
+    if absent:
+        log.warning("-l names cores this host does not offer (%s; available: %s): their workers run unpinned",
+                    ",".join(map(str, absent)), ",".join(map(str, sorted(os.sched_getaffinity(0)))))
     mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
     mirrors.start()
     try:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from spp.ctl import commands
 from spp.ctl.commands import Direction, TableAction, TableType, VlanTag
 from spp.ctl.connection import ProcessConnection
-from spp.ctl.errors import BadReply, CtlError, NoSuchProcess, ProcessDisconnected
+from spp.ctl.errors import BadReply, CommandError, CtlError, NoSuchProcess, ProcessDisconnected
 from spp.ctl.protocol import check_result
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ PRIMARY: Final = "primary"
 
 DEFAULT_TIMEOUT: Final = 5.0
 PROBE_TIMEOUT: Final = 2.0
+LAUNCH_WAIT: Final = 30.0
+LAUNCH_POLL: Final = 0.1
 GET_CLIENT_ID: Final = "_get_client_id"
 """The handshake command: secondaries must answer it, a primary may (SPP's does not)."""
 
@@ -65,8 +67,11 @@ class Controller:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
+        #: How long :meth:`launch` waits for the child to register or exit.
+        self.launch_wait = LAUNCH_WAIT
         self._procs: dict[ProcessKey, ProcessConnection] = {}
         self._registering = asyncio.Lock()
+        self._launched: set[int] = set()
 
     # -- registry ------------------------------------------------------------
 
@@ -132,6 +137,8 @@ class Controller:
             if current is conn:
                 del self._procs[key]
                 LOG.info("%s gone", key)
+                if key == PRIMARY_KEY:
+                    self._launched.clear()  # its children are gone with it
 
     def processes(self) -> list[ProcessKey]:
         """Keys of the connected processes: the primary first, then by kind and id."""
@@ -242,6 +249,28 @@ class Controller:
             raise BadReply("primary: status reply has no 'info' object")
         return info
 
+    async def failed_launches(self) -> list[dict[str, Any]]:
+        """Launched secondaries that exited with an error and are not connected (see ``GET /v1/processes``).
+
+        Only ids launched through this spp-ctl count (the primary is asked only then);
+        empty when no primary is connected or it does not answer within a second.
+        """
+        if PRIMARY_KEY not in self._procs or not self._launched:
+            return []
+        try:
+            reply = await self._connection(PRIMARY_KEY).request(commands.status(), min(self.timeout, 1.0))
+            children = check_result(reply).get("info", {}).get("processes") or []
+        except (CtlError, AttributeError):
+            return []
+        latest: dict[int, dict[str, Any]] = {}
+        for child in children:
+            if isinstance(child, dict) and isinstance(child.get("client_id"), int):
+                latest[child["client_id"]] = child
+        connected = {k.client_id for k in self._procs if k.kind != PRIMARY}
+        return [{"type": str(c.get("proc_name")), "client-id": cid, "error": str(c["error"])}
+                for cid, c in sorted(latest.items())
+                if c.get("error") and cid not in connected and cid in self._launched]
+
     async def primary_clear(self) -> None:
         """Reset the primary's counters (``clear``)."""
         await self.send(PRIMARY, None, commands.clear())
@@ -255,8 +284,29 @@ class Controller:
         await self._exit(PRIMARY_KEY)
 
     async def launch(self, client_id: int, proc_name: str, body: Mapping[str, Any]) -> None:
-        """Ask the primary to launch a secondary: ``launch ID NAME JSON``."""
+        """Ask the primary to launch a secondary: ``launch ID NAME JSON``; wait for the outcome.
+
+        Returns once the child registers with spp-ctl; raises :class:`CommandError`
+        with the child's own message if it exits first.  A primary whose ``status``
+        does not list its children (SPP's) is not waited for, and neither is a child
+        still starting after :attr:`launch_wait` seconds (a first run compiles).
+        """
         await self.send(PRIMARY, None, commands.launch(client_id, proc_name, body))
+        self._launched.add(client_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.launch_wait
+        while loop.time() < deadline:
+            if any(k.kind != PRIMARY and k.client_id == client_id for k in self._procs):
+                return
+            children = (await self.primary_status()).get("processes")
+            mine = [c for c in children or [] if isinstance(c, dict) and c.get("client_id") == client_id]
+            if not mine:
+                return
+            if mine[-1].get("alive") is False:
+                error = mine[-1].get("error") or f"exited with status {mine[-1].get('returncode')}"
+                raise CommandError(f"launch {proc_name} {client_id}: {error}")
+            await asyncio.sleep(LAUNCH_POLL)
+        LOG.info("launch %s %d: not registered after %g s; still starting", proc_name, client_id, self.launch_wait)
 
 
 def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[str, Any]:
