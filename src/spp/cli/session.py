@@ -61,6 +61,17 @@ def _console(*, stderr: bool) -> Console:
     return console
 
 
+def error_message(exc: BaseException) -> str:
+    """One line for a failed command: the message of a :class:`CliError`, what a file
+    operation could not do, or (for a bug) the exception's type and text."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot access{where}: {exc.strerror or exc}"
+    return f"internal error ({type(exc).__name__}): {exc}"
+
+
 class Session:
     """State of one CLI run: spp-ctl nodes, the current one, recording, history."""
 
@@ -118,12 +129,13 @@ class Session:
         self.history.append(line)
         try:
             self._run(line)
-        except CliError as exc:
-            self.err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+            if self.recording is not None and line.split()[0] not in ("record", "playback", "history", "bye",
+                                                                       "exit"):
+                self.recording.write(line + "\n")
+                self.recording.flush()
+        except Exception as exc:  # noqa: BLE001 - a command's failure never ends the session
+            self.err.print(Text.assemble(("error: ", "bold red"), error_message(exc)), soft_wrap=True)
             return False
-        if self.recording is not None and line.split()[0] not in ("record", "playback", "history", "bye", "exit"):
-            self.recording.write(line + "\n")
-            self.recording.flush()
         return True
 
     def run_lines(self, lines: Sequence[str], *, stop_on_error: bool = False) -> bool:
