@@ -133,7 +133,7 @@ class Session:
                                                                        "exit"):
                 self.recording.write(line + "\n")
                 self.recording.flush()
-        except Exception as exc:  # noqa: BLE001 - a command's failure never ends the session
+        except Exception as exc:  # a command's failure never ends the session
             self.err.print(Text.assemble(("error: ", "bold red"), error_message(exc)), soft_wrap=True)
             return False
         return True
