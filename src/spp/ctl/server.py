@@ -165,9 +165,15 @@ class CtlService:
         self.controller = Controller(timeout=config.timeout)
         self.ready = threading.Event()
         socks: list[socket.socket] = []
+        roles = ("primary port (-p)", "secondary port (-s)", "REST port (-a)")
+        ports = (config.primary_port, config.secondary_port, config.api_port)
         try:
-            for port in (config.primary_port, config.secondary_port, config.api_port):
-                socks.append(bind(config.bind_addr, port))
+            for role, port in zip(roles, ports, strict=True):
+                try:
+                    socks.append(bind(config.bind_addr, port))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot listen on {config.bind_addr}:{port}, the {role}: "
+                                  f"{exc.strerror}") from exc
         except OSError:
             for sock in socks:
                 sock.close()
