@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -46,7 +47,8 @@ vf N; exit
 mirror N; status | component start NAME CORE mirror | port {add|del} RES_UID {rx|tx} NAME | exit
 server [N | HOST:PORT]              list the spp-ctl nodes (-b), or switch to one
 record FILE | record stop           record the commands that follow into FILE
-playback FILE                       run the commands of FILE (stops at the first failure)
+playback FILE                       run the commands of FILE (stops at the first failure; a shipped
+                                    example may be named alone: taas.txt, classify-icmp.txt, ...)
 topo [FILE.svg | FILE.dot]          draw the live topology (text, or a picture file)
 history                             commands entered so far
 bye | exit                          leave"""
@@ -250,6 +252,10 @@ class Session:
         self.console.print(Text(f"recording commands to {args[0]} ('record stop' to end)"))
 
     def _playback(self, path: Path) -> None:
+        shipped = resources.files("spp") / "examples" / path.name
+        if not path.exists() and path.name == str(path) and shipped.is_file():
+            self.console.print(Text(f"using the shipped example {path.name}"))
+            path = Path(str(shipped))
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
