@@ -1,4 +1,4 @@
-"""The shipped examples run exactly as their headers say, on a real stack (spp-ctl, spp-primary, launched secondaries)."""
+"""The shipped examples run exactly as their headers say, on a real stack (spp-ctl, spp-primary, secondaries)."""
 
 from __future__ import annotations
 
