@@ -291,11 +291,24 @@ def rollback(done: Sequence[Step], client: RestClient, secondary: str, *, log: C
         try:
             request = _request(step.undo, secondary)
             client.request(request.method, request.path, request.body)
+            if step.launch is not None:
+                _wait_exited(client, step.launch)
             log(f"undone: {step.undo}")
         except CliError as exc:
             if step.launch is not None and "no such process" in str(exc):
                 continue
             log(f"could not undo {step.line!r} ({step.undo!r}: {exc})")
+
+
+def _wait_exited(client: RestClient, key: tuple[str, int], timeout: float = 30.0) -> None:
+    """Wait until the primary reports the process it launched as ``key`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = client.get("/primary/status").get("processes") or []
+        if not any(c.get("client_id") == key[1] and c.get("alive") for c in children if isinstance(c, dict)):
+            return
+        time.sleep(0.1)
+    raise CliError(f"{key[0]} {key[1]} did not exit within {timeout:g} s")
 
 
 def describe(steps: Sequence[Step], source: str) -> str:
