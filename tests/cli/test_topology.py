@@ -118,3 +118,16 @@ def test_up_launches_missing_processes(ctl: Ctl) -> None:
         ]
     finally:
         ctl.close_fakes()
+
+
+def test_errors_in_a_file_name_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("processes:\n  - kind: vf\n    client_id: 1\n    cpus: 3\nport_mirrors:\n"
+                    "  - {name: 'a b', source: phy:0, destination: phy:1}\n")
+    with pytest.raises(TopologyError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "line 4: processes[0].cpus: unknown field" in message
+    assert "line 6: port_mirrors[0].name: must be 1 to 32 letters, digits" in message
+    assert "pattern" not in message

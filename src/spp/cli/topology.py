@@ -51,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from spp.cli.client import CliError, RestClient, normalize_server
-from spp.cli.plan import Step, Where, apply, describe, make_plan, read_live, read_text
+from spp.cli.plan import Step, Where, apply, describe, line_map, make_plan, read_live, read_text
 
 _PORT_RE = re.compile(r"^(phy|ring|vhost|pcap|nullpmd|tap|memif):\d+(nq\d+)?$")
 _MAC_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
@@ -305,23 +305,33 @@ def load(path: Path) -> Topology:
         raise TopologyError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise TopologyError(f"{path}: not valid YAML: {exc}") from None
-    return parse(data, str(path))
+    return parse(data, str(path), text=path.read_text())
 
 
-def parse(data: Any, source: str = "topology") -> Topology:
-    """Validate already-loaded YAML data."""
+_PATTERN_WORDS = {
+    "name": "must be 1 to 32 letters, digits, '_', '.' or '-'",
+    "vlan_filter": "must be VLAN ids and ranges, e.g. 9,18-27",
+}
+
+
+def parse(data: Any, source: str = "topology", *, text: str | None = None) -> Topology:
+    """Validate already-loaded YAML data; with the file's ``text``, problems name their line."""
     if not isinstance(data, dict):
         raise TopologyError(f"{source}: expected a mapping with a 'processes' list at the top")
     try:
         return Topology.model_validate(data)
     except ValidationError as exc:
+        lines = line_map(text) if text is not None else {}
         problems = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
             message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling)"
-            problems.append(f"{_path(loc)}: {message}")
+            elif err["type"] == "string_pattern_mismatch":
+                message = _PATTERN_WORDS.get(str(loc[-1]) if loc else "", "is not in an accepted form")
+            line = lines.get(tuple(loc)) or lines.get(tuple(loc[:-1])) if lines else None
+            problems.append((f"line {line}: " if line else "") + f"{_path(loc)}: {message}")
         raise TopologyError(f"{source}: " + "; ".join(problems)) from None
 
 
