@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -74,3 +76,30 @@ def test_port_mirror_on_an_existing_phy_is_accepted(http: httpx.Client) -> None:
     assert http.post("/port_mirrors", json=body).status_code == 204
     assert http.delete("/port_mirrors/ok").status_code == 204
     wait_for(lambda: http.get("/port_mirrors").json() == [])
+
+
+def test_a_port_mirror_that_cannot_attach_shows_in_the_process_status(
+        stack: LocalStack, http: httpx.Client, tmp_path: Path) -> None:
+    index = random.randrange(20, 64)  # PER_TYPE_SLOTS
+    capture = Path(f"/tmp/spp-pcap-{index}.pcap")  # the default tx file of pcap:N
+    capture.unlink(missing_ok=True)
+    capture.symlink_to(tmp_path / "elsewhere")
+    try:
+        launch = {"proc_name": "spp_vf", "client_id": 5, "eal": {"-l": "0,1"}, "app": {"-s": stack.secondary_addr}}
+        assert http.put("/primary/launch", json=launch).status_code == 204
+        wait_for(lambda: {"type": "vf", "client-id": 5} in http.get("/processes").json(), timeout=300)
+        assert http.post("/vfs/5/components", json={"name": "f", "core": 1, "type": "forward"}).status_code == 204
+        for port, direction in (("nullpmd:0", "rx"), ("nullpmd:1", "tx")):
+            body = {"action": "attach", "port": port, "dir": direction, "vlan": {}}
+            assert http.put("/vfs/5/components/f/ports", json=body).status_code == 204
+        body = {"name": "cap", "source": "nullpmd:0", "destination": f"pcap:{index}", "direction": "rx"}
+        assert http.post("/port_mirrors", json=body).status_code == 204
+        wait_for(lambda: "error" in http.get("/vfs/5").json(), timeout=30)
+        error = http.get("/vfs/5").json()["error"]
+        assert error.startswith(f"port mirror cap: cannot open destination pcap:{index}: ")
+        assert "symbolic link" in error
+        assert not (tmp_path / "elsewhere").exists()
+    finally:
+        http.delete("/port_mirrors/cap")
+        http.delete("/vfs/5")
+        capture.unlink(missing_ok=True)

@@ -109,6 +109,8 @@ def secondary(kind: str, client_id: int, status: Mapping[str, Any]) -> Renderabl
     parts: list[RenderableType] = [Text(
         f"{kind} {client_id}: master lcore {status.get('master-lcore')}, ports {', '.join(status.get('ports', []))}"
     )]
+    if status.get("error"):
+        parts.append(Text(f"error: {status['error']}", style="bold red"))
     comps = Table(title="components", title_justify="left")
     for col in ("core", "name", "type", "rx", "tx", "drops"):
         comps.add_column(col)

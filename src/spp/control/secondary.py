@@ -124,8 +124,10 @@ def parse_args(process: ProcessType, argv: Sequence[str]) -> Options:
 class SecondaryClient:
     """The TCP client side of a secondary: connect, handshake, serve commands, reconnect."""
 
-    def __init__(self, manager: Manager, host: str, port: int, stop: threading.Event) -> None:
+    def __init__(self, manager: Manager, host: str, port: int, stop: threading.Event,
+                 mirrors: MirrorAgent | None = None) -> None:
         self.manager = manager
+        self.mirrors = mirrors
         self.host = host
         self.port = port
         self.stop = stop
@@ -200,11 +202,24 @@ class SecondaryClient:
         except Exception as e:  # a bug, not bad input: answer, log, keep serving
             log.error("internal error on %r: %s", line, e, exc_info=log.isEnabledFor(logging.DEBUG))
             return error_reply(f"internal error: {e}")
+        if line == "status" and reply["results"][0]["result"] == "success" and isinstance(reply.get("info"), dict):
+            errors = self.errors()
+            if errors:
+                reply["info"]["error"] = "; ".join(errors)
         if reply["results"][0]["result"] != "success":
             log.info("command %r rejected: %s", line, reply["results"][0]["error_details"]["message"])
         else:
             log.debug("command %r done", line)
         return reply
+
+    def errors(self) -> list[str]:
+        """What went wrong after the commands that caused it returned: mirrors, workers."""
+        found = [f"port mirror {name}: {why}" for name, why in sorted((self.mirrors.errors if self.mirrors else
+                                                                        {}).items())]
+        for core, worker in sorted(self.manager.workers().items()):
+            if worker.error is not None:
+                found.append(f"core {core}: worker stopped: {worker.error}")
+        return found
 
     @staticmethod
     def _send(sock: socket.socket, reply: dict[str, Any]) -> None:
@@ -249,7 +264,7 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
     mirrors.start()
     try:
-        status = SecondaryClient(manager, opts.host, opts.port, stop).run()
+        status = SecondaryClient(manager, opts.host, opts.port, stop, mirrors).run()
     finally:
         mirrors.close()
         manager.exit()

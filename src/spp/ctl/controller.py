@@ -183,7 +183,7 @@ class Controller:
         """Status of a secondary, flattened for REST.
 
         Returns ``{"client-id", "ports", "master-lcore", "components"}`` and,
-        for a vf, ``"classifier_table"``.  ``ports`` lists ``TYPE:N`` for
+        for a vf, ``"classifier_table"``; ``"error"`` when the process reports one.  ``ports`` lists ``TYPE:N`` for
         every port-type list of the reply's ``info`` (``phy``, ``vhost``,
         ``ring`` first, then the other types of
         :data:`~spp.ctl.commands.PORT_TYPES`); ``components`` is ``info.core``
@@ -333,6 +333,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
     }
     if kind == "vf":
         status["classifier_table"] = _list(info, "classifier_table", kind, client_id)
+    if info.get("error"):  # what failed after its command returned (a port mirror, a worker)
+        status["error"] = str(info["error"])
     return status
 
 
