@@ -55,3 +55,17 @@ def test_second_primary_is_refused_and_removes_its_stack(stack: LocalStack) -> N
     with httpx.Client(base_url=stack.url, timeout=30) as http:
         assert http.get("/v1/primary/status").json()["file_prefix"] == stack.prefix
     wait_for(lambda: stack.procs["spp-primary"].poll() is None)
+
+
+def test_the_same_processes_are_welcome_after_a_spp_ctl_restart(stack: LocalStack) -> None:
+    vf = stack.spawn("vf2", _secondary(stack, "vf2", "vf", 2))
+    stack.wait_process({"type": "vf", "client-id": 2}, 300, check="vf2")
+    assert stack.stop_one("spp-ctl") == 0
+    stack.start_ctl(reply_timeout=30)
+    stack.wait_process({"type": "primary"}, 30, check="spp-primary")
+    stack.wait_process({"type": "vf", "client-id": 2}, 30, check="vf2")
+    with httpx.Client(base_url=stack.url, timeout=30) as http:
+        assert http.get("/v1/vfs/2").status_code == 200
+        assert http.delete("/v1/vfs/2").status_code == 204
+    assert vf.wait(30) == 0
+    assert "refused" not in stack.log_tail("vf2", 200) + stack.log_tail("spp-primary", 200)
