@@ -92,6 +92,10 @@ def test_a_port_mirror_that_cannot_attach_shows_in_the_process_status(
         for port, direction in (("nullpmd:0", "rx"), ("nullpmd:1", "tx")):
             body = {"action": "attach", "port": port, "dir": direction, "vlan": {}}
             assert http.put("/vfs/5/components/f/ports", json=body).status_code == 204
+        for port, message in (("phy:0nq5", "receive queue"), ("phy:2", "the stack has no phy:2")):
+            body = {"action": "attach", "port": port, "dir": "rx", "vlan": {}}
+            response = http.put("/vfs/5/components/f/ports", json=body)
+            assert response.status_code == 400 and message in response.text, response.text
         body = {"name": "cap", "source": "nullpmd:0", "destination": f"pcap:{index}", "direction": "rx"}
         assert http.post("/port_mirrors", json=body).status_code == 204
         wait_for(lambda: "error" in http.get("/vfs/5").json(), timeout=30)
