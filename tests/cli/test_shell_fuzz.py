@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,16 +50,22 @@ def fakes(ctl: Ctl) -> Iterator[list[FakeProcess]]:
     ctl.close_fakes()
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(line=lines)
-def test_no_command_line_raises(ctl: Ctl, fakes: list[FakeProcess], line: str) -> None:
+def test_no_command_line_raises(ctl: Ctl, fakes: list[FakeProcess], workdir: Path, line: str) -> None:
     for fake in fakes:
         if not fake.connected:
             fake.disconnect()
             fake.connect()
     session = Session([ctl.server])
     try:
-        result = session.execute(line)
+        with contextlib.chdir(workdir):  # 'record NAME' writes NAME: never into the checkout
+            result = session.execute(line)
     finally:
         session.close()
     assert isinstance(result, bool)
