@@ -101,6 +101,10 @@ def integer(text: object, what: str, low: int, high: int) -> int:
     return text
 
 
+#: The widest ``-l`` range accepted (a larger one is a typo, not a host).
+MAX_CORES = 4096
+
+
 def parse_cores(text: str) -> list[int]:
     """``-l`` syntax: ``0,1,2``, ``2-6``, ``1-3,5``; order kept, duplicates refused.
 
@@ -115,6 +119,9 @@ def parse_cores(text: str) -> list[int]:
         first, last = int(lo), int(hi) if sep else int(lo)
         if last < first:
             raise CommandError(f"invalid core range {part!r} in {text!r}: the range must go upwards", "cores")
+        if last - first >= MAX_CORES:
+            raise CommandError(f"invalid core range {part!r} in {text!r}: it spans more than {MAX_CORES} cores",
+                               "cores")
         for c in range(first, last + 1):
             if c in cores:
                 raise CommandError(f"invalid core list {text!r}: core {c} appears twice", "cores")

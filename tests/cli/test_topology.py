@@ -93,13 +93,19 @@ def test_up_and_down(ctl: Ctl, tmp_path: Path) -> None:
     primary: FakePrimary = ctl.primary()
     vf: FakeSecondary = ctl.secondary(1, "vf")
     mirror: FakeSecondary = ctl.secondary(2, "mirror")
+    for fake in (vf, mirror):  # nothing configured yet
+        fake.status_info = {"client-id": fake.client_id, "core": [], "classifier_table": []}
     try:
         topo = EXAMPLES / "taas.yaml"
         assert main(["up", str(topo), "-b", ctl.server]) == 0
         recipe = parse(yaml.safe_load(topo.read_text())).commands()
-        assert vf.commands == [line.split("; ", 1)[1] for line in recipe if line.startswith("vf 1;")]
-        assert mirror.commands == [line.split("; ", 1)[1] for line in recipe if line.startswith("mirror 2;")]
-        assert primary.commands == []
+
+        def sent(fake: FakeSecondary | FakePrimary) -> list[str]:
+            return [c for c in fake.commands if c not in ("status", "port_mirror list")]
+
+        assert sent(vf) == [line.split("; ", 1)[1] for line in recipe if line.startswith("vf 1;")]
+        assert sent(mirror) == [line.split("; ", 1)[1] for line in recipe if line.startswith("mirror 2;")]
+        assert sent(primary) == []
         assert main(["down", str(topo), "-b", ctl.server]) == 0
         assert vf.commands[-1] == "exit" and mirror.commands[-1] == "exit"
     finally:
@@ -117,7 +123,7 @@ def test_up_launches_missing_processes(ctl: Ctl) -> None:
         with pytest.raises(Exception, match="did not connect"):
             topo_mod.up(topology, client, log=lambda _line: None, launch_timeout=0.3)
         client.close()
-        assert primary.commands == [
+        assert [c for c in primary.commands if c.startswith("launch")] == [
             'launch 4 spp_mirror {"proc_name":"spp_mirror","client_id":4,"eal":{"-l":"1"},'
             '"app":{"-s":"127.0.0.1:6000","--client-id":4,"--copy":"deep"}}'
         ]
@@ -129,3 +135,14 @@ def test_nfv_in_a_topology() -> None:
     topo = parse({"processes": [{"kind": "nfv", "client_id": 3, "cores": "0,2", "ports": ["ring:6", "phy:0"],
                                  "patches": [{"src": "phy:1", "dst": "ring:6"}]}]})
     assert topo.commands() == ["nfv 3; add ring:6", "nfv 3; patch phy:1 ring:6", "nfv 3; forward"]
+def test_errors_in_a_file_name_its_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("processes:\n  - kind: vf\n    client_id: 1\n    cpus: 3\nport_mirrors:\n"
+                    "  - {name: 'a b', source: phy:0, destination: phy:1}\n")
+    with pytest.raises(TopologyError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "line 4: processes[0].cpus: unknown field" in message
+    assert "line 6: port_mirrors[0].name: must be 1 to 32 letters, digits" in message
+    assert "pattern" not in message

@@ -95,7 +95,7 @@ def test_late_reply_is_never_taken_for_the_next_answer(ctl: Ctl) -> None:
 
 def test_concurrent_clients_never_interleave_commands_to_one_process(ctl: Ctl) -> None:
     vf = ctl.secondary(1, "vf", reply_delay=0.002, split_replies=True)
-    mirror = ctl.secondary(1, "mirror", reply_delay=0.002)
+    mirror = ctl.secondary(2, "mirror", reply_delay=0.002)
     count = 40
 
     async def many() -> list[httpx.Response]:
@@ -109,7 +109,7 @@ def test_concurrent_clients_never_interleave_commands_to_one_process(ctl: Ctl) -
                     )
                 )
                 requests.append(client.get("/v1/vfs/1"))
-                requests.append(client.delete(f"/v1/mirrors/1/components/m{n}"))
+                requests.append(client.delete(f"/v1/mirrors/2/components/m{n}"))
             return await asyncio.gather(*requests)
 
     responses = asyncio.run(many())

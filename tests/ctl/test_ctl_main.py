@@ -94,7 +94,7 @@ def test_spp_ctl_fails_cleanly_when_a_port_is_taken() -> None:
             timeout=30,
         )
     assert result.returncode == 1
-    assert "cannot listen" in result.stderr
+    assert f"cannot listen on {HOST}:{port}, the primary port (-p): Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from ctl_helpers import Ctl
 
-from spp.testing.fake_secondary import FakeSecondary, error_reply, success, wait_until
+from spp.testing.fake_secondary import FakePrimary, FakeSecondary, error_reply, success, wait_until
 
 # -- the wire commands of every SPEC section 5 body ---------------------------------------------
 
@@ -143,11 +143,17 @@ def test_mirror_write_sends_exact_command_and_answers_204(
     assert mirror.commands == [command]
 
 
-def test_vf_and_mirror_with_same_id_are_different_processes(ctl: Ctl, vf: FakeSecondary, mirror: FakeSecondary) -> None:
-    assert ctl.processes() == [{"type": "mirror", "client-id": 1}, {"type": "vf", "client-id": 1}]
-    assert ctl.http.delete("/v1/mirrors/1/components/mr1").status_code == 204
+def test_client_ids_are_unique_across_types(ctl: Ctl, vf: FakeSecondary) -> None:
+    newcomer = FakeSecondary("127.0.0.1", ctl.secondary_port, 1, "mirror")
+    try:
+        newcomer.connect()
+        newcomer.wait_disconnected()
+        assert len(newcomer.commands) == 1
+        assert newcomer.commands[0].startswith("_refuse client id 1 is already used by vf 1")
+    finally:
+        newcomer.disconnect()
+    assert ctl.processes() == [{"type": "vf", "client-id": 1}]
     assert ctl.http.delete("/v1/vfs/1/components/fwd1").status_code == 204
-    assert mirror.commands == ["component stop mr1"]
     assert vf.commands == ["component stop fwd1"]
 
 
@@ -275,7 +281,8 @@ def test_primary_launch_sends_the_body_as_json_on_one_line(ctl: Ctl) -> None:
     }
     response = ctl.http.put("/v1/primary/launch", json=body)
     assert (response.status_code, response.content) == (204, b"")
-    [command] = primary.commands
+    command, *after = primary.commands
+    assert after == ["status"]  # launch waits for the child: this primary does not list children
     prefix = "launch 2 spp_vf "
     assert command.startswith(prefix)
     assert "\n" not in command
@@ -288,13 +295,28 @@ def test_primary_not_connected_is_404(ctl: Ctl) -> None:
     assert "primary" in response.text
 
 
-def test_new_primary_connection_replaces_the_old(ctl: Ctl) -> None:
+def test_second_primary_is_refused_and_the_first_keeps_its_commands(ctl: Ctl) -> None:
     first = ctl.primary()
+    second = FakePrimary("127.0.0.1", ctl.primary_port)
+    try:
+        second.connect()
+        second.wait_disconnected()
+        assert [c.split()[0] for c in second.commands] == ["_refuse"]
+        assert "a primary is already connected" in second.commands[0]
+    finally:
+        second.disconnect()
+    assert ctl.http.delete("/v1/primary/status").status_code == 204
+    assert first.commands == ["clear"]
+    assert ctl.processes() == [{"type": "primary"}]
+
+
+def test_new_primary_is_welcome_once_the_old_is_gone(ctl: Ctl) -> None:
+    first = ctl.primary()
+    first.disconnect()
+    ctl.wait_listed({"type": "primary"}, present=False)
     second = ctl.primary()
-    first.wait_disconnected()
     assert ctl.http.delete("/v1/primary/status").status_code == 204
     assert second.commands == ["clear"]
-    assert ctl.processes() == [{"type": "primary"}]
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -512,13 +534,44 @@ def test_disconnected_process_disappears_and_comes_back(ctl: Ctl, vf: FakeSecond
     assert ctl.http.get("/v1/vfs/1").status_code == 200
 
 
-def test_same_key_reconnecting_replaces_the_old_connection(ctl: Ctl, vf: FakeSecondary) -> None:
+def test_same_instance_reconnecting_replaces_the_old_connection(ctl: Ctl) -> None:
+    def handshake(command: str) -> dict[str, Any]:
+        return success(client_id=1, process_type="vf", pid=4242, instance="4242-abc")
+
+    older = FakeSecondary("127.0.0.1", ctl.secondary_port, 1, "vf")
+    newer = FakeSecondary("127.0.0.1", ctl.secondary_port, 1, "vf")
+    older.handshake_override = newer.handshake_override = handshake
+    try:
+        older.connect()
+        ctl.wait_listed({"type": "vf", "client-id": 1})
+        newer.connect()
+        older.wait_disconnected()
+        assert ctl.http.delete("/v1/vfs/1/components/c").status_code == 204
+        assert newer.commands == ["component stop c"]
+        assert older.commands == []
+    finally:
+        older.disconnect()
+        newer.disconnect()
+
+
+def test_another_process_with_a_live_id_is_refused(ctl: Ctl, vf: FakeSecondary) -> None:
+    newer = FakeSecondary("127.0.0.1", ctl.secondary_port, 1, "vf")
+    try:
+        newer.connect()
+        newer.wait_disconnected()
+        assert newer.commands[0].startswith("_refuse client id 1 is already used by vf 1")
+    finally:
+        newer.disconnect()
+    assert ctl.http.delete("/v1/vfs/1/components/c").status_code == 204
+    assert vf.commands == ["component stop c"]
+
+
+def test_a_hung_holder_loses_its_id_to_a_newcomer(ctl: Ctl, vf: FakeSecondary) -> None:
+    vf.handshake_override = None
     newer = ctl.secondary(1, "vf")
     vf.wait_disconnected()
     assert ctl.http.delete("/v1/vfs/1/components/c").status_code == 204
     assert newer.commands == ["component stop c"]
-    assert vf.commands == []
-    assert ctl.processes() == [{"type": "vf", "client-id": 1}]
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def test_bad_requests(rest: tuple[httpx.Client, FakePrimary], body: dict[str, An
 def test_delete_unknown_and_no_primary(rest: tuple[httpx.Client, FakePrimary]) -> None:
     http, fake = rest
     r = http.delete("/v1/port_mirrors/nope")
-    assert r.status_code == 400 and "no mirror 'nope'" in r.text
+    assert r.status_code == 404 and "no mirror 'nope'" in r.text
     fake.disconnect()
     wait_for(lambda: http.get("/v1/processes").json() == [])
     assert http.get("/v1/port_mirrors").status_code == 404

@@ -340,8 +340,10 @@ def test_wire_protocol(dp: Dataplane) -> None:
             conn, _ = server.accept()
             conn.settimeout(30)
             with conn:
-                assert ask(conn, b"_get_client_id") == {"results": [{"result": "success"}], "client_id": 3,
-                                                         "process_type": "vf"}
+                hello = ask(conn, b"_get_client_id")
+                assert {k: hello[k] for k in ("results", "client_id", "process_type")} == {
+                    "results": [{"result": "success"}], "client_id": 3, "process_type": "vf"}
+                assert hello["pid"] == vf.pid and str(hello["instance"]).startswith(f"{vf.pid}-")
                 assert ask(conn, b"component start f 1 forward\n") == {"results": [{"result": "success"}]}
                 reply = ask(conn, b"status\0")
                 assert reply["results"] == [{"result": "success"}]

@@ -434,7 +434,7 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     with contextlib.suppress(TimeoutError):
         local.wait_process(None, 5)
     deadline = time.monotonic() + 10
-    while any(p.get("type") in ("vf", "mirror") for p in (local.processes() or [])):
+    while any(p.get("type") in ("vf", "mirror") and not p.get("error") for p in (local.processes() or [])):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)

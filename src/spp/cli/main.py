@@ -3,7 +3,7 @@
 ::
 
     spp [-b HOST[:PORT]]... [-e COMMAND]... [--token T] [-s HOST:PORT] [--json]
-    spp up FILE.yaml [-b HOST:PORT]
+    spp up FILE.yaml [-b HOST:PORT] [--dry-run]
     spp down [FILE.yaml] [-b HOST:PORT]
     spp top [-b HOST:PORT] [--interval S] [--once]
     spp demo [--seconds N] [--no-live]

@@ -52,9 +52,11 @@ def processes(entries: Sequence[Mapping[str, Any]], server: str) -> RenderableTy
     table = Table(title=f"spp-ctl {server}", title_justify="left")
     table.add_column("process")
     table.add_column("client id", justify="right")
+    table.add_column("state")
     for entry in entries:
         cid = entry.get("client-id")
-        table.add_row(str(entry.get("type", "?")), "" if cid is None else str(cid))
+        state = f"error: {entry['error']}" if entry.get("error") else "connected"
+        table.add_row(str(entry.get("type", "?")), "" if cid is None else str(cid), state)
     if not entries:
         return Text(f"spp-ctl {server}: no process connected")
     return table
@@ -86,7 +88,7 @@ def primary(info: Mapping[str, Any]) -> RenderableType:
         for col in ("process", "client id", "pid", "state"):
             table.add_column(col)
         for proc in procs:
-            state = "running" if proc.get("alive") else f"exited ({proc.get('returncode')})"
+            state = "running" if proc.get("alive") else proc.get("error") or f"exited ({proc.get('returncode')})"
             table.add_row(str(proc.get("proc_name")), str(proc.get("client_id")), str(proc.get("pid")), state)
         parts.append(table)
     fwd = info.get("forwarder")
@@ -113,6 +115,8 @@ def secondary(kind: str, client_id: int, status: Mapping[str, Any]) -> Renderabl
         + (" (compiling the data path: commands take effect when it is ready)"
            if status.get("state") == "compiling" else "")
     )]
+    if status.get("error"):
+        parts.append(Text(f"error: {status['error']}", style="bold red"))
     comps = Table(title="components", title_justify="left")
     for col in ("core", "name", "type", "rx", "tx", "drops"):
         comps.add_column(col)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -47,7 +48,8 @@ vf N; exit
 mirror N; status | component start NAME CORE mirror | port {add|del} RES_UID {rx|tx} NAME | exit
 server [N | HOST:PORT]              list the spp-ctl nodes (-b), or switch to one
 record FILE | record stop           record the commands that follow into FILE
-playback FILE                       run the commands of FILE (stops at the first failure)
+playback FILE                       run the commands of FILE (stops at the first failure; a shipped
+                                    example may be named alone: taas.txt, classify-icmp.txt, ...)
 topo [FILE.svg | FILE.dot]          draw the live topology (text, or a picture file)
 history                             commands entered so far
 ... status --json                   any status command (and 'pri; port_mirror list') as JSON
@@ -61,6 +63,17 @@ def _console(*, stderr: bool) -> Console:
     if not console.is_terminal:
         console = Console(stderr=stderr, soft_wrap=True, width=160)
     return console
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for a failed command: the message of a :class:`CliError`, what a file
+    operation could not do, or (for a bug) the exception's type and text."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot access{where}: {exc.strerror or exc}"
+    return f"internal error ({type(exc).__name__}): {exc}"
 
 
 class Session:
@@ -124,12 +137,13 @@ class Session:
         self.history.append(line)
         try:
             self._run(line)
-        except CliError as exc:
-            self.err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+            if self.recording is not None and line.split()[0] not in ("record", "playback", "history", "bye",
+                                                                       "exit"):
+                self.recording.write(line + "\n")
+                self.recording.flush()
+        except Exception as exc:  # a command's failure never ends the session
+            self.err.print(Text.assemble(("error: ", "bold red"), error_message(exc)), soft_wrap=True)
             return False
-        if self.recording is not None and line.split()[0] not in ("record", "playback", "history", "bye", "exit"):
-            self.recording.write(line + "\n")
-            self.recording.flush()
         return True
 
     def run_lines(self, lines: Sequence[str], *, stop_on_error: bool = False) -> bool:
@@ -259,6 +273,10 @@ class Session:
         self.console.print(Text(f"recording commands to {args[0]} ('record stop' to end)"))
 
     def _playback(self, path: Path) -> None:
+        shipped = resources.files("spp") / "examples" / path.name
+        if not path.exists() and path.name == str(path) and shipped.is_file():
+            self.console.print(Text(f"using the shipped example {path.name}"))
+            path = Path(str(shipped))
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:

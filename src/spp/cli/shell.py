@@ -191,5 +191,9 @@ def run_shell(
             continue
         except EOFError:
             break
-        ok = session.execute(line) and ok
+        try:
+            ok = session.execute(line) and ok
+        except KeyboardInterrupt:  # Ctrl-C during a command abandons it, not the shell
+            session.err.print("interrupted")
+            ok = False
     return ok

@@ -93,7 +93,9 @@ def snapshot(client: RestClient) -> Snapshot:
     for proc in procs:
         kind = proc.get("type")
         try:
-            if kind == "primary":
+            if proc.get("error"):  # launched, then exited: nothing to ask
+                secondaries[(str(kind), int(proc.get("client-id", -1)))] = {"error": str(proc["error"])}
+            elif kind == "primary":
                 primary = client.get("/primary/status")
             elif kind in ("vf", "mirror", "nfv", "pcap"):
                 cid = int(proc["client-id"])

@@ -30,10 +30,15 @@ VLAN options per port) and the classifier entries::
         patches: [{src: phy:1, dst: ring:6}]
         forward: true                # default: forward once patched
 
-``up`` launches every process not yet connected through the primary
-(``PUT /v1/primary/launch``), waits for it, then configures it through REST in
-file order: components, their rx ports, their tx ports (for a mirror, the first
-tx is the original, the second the copy), classifier entries.  ``down`` asks the
+``up`` plans first (:mod:`spp.cli.plan`): it reads the live stack, validates the
+whole file against it (cores, phy ports, names, what already exists; every problem
+named by file and line, nothing changed), prints the plan (only what is missing:
+"up to date" when nothing is) and, unless ``--dry-run``, applies it: it launches
+every process not yet connected through the primary (``PUT /v1/primary/launch``),
+waits for it, then configures it through REST in file order: components, their rx
+ports, their tx ports (for a mirror, the first tx is the original, the second the
+copy), classifier entries, port mirrors.  A failing step rolls back the steps done
+before it, newest first (launched processes stopped, commands reversed).  ``down`` asks the
 processes of the file (without a file: every vf and mirror) to exit.  Validation
 errors name the YAML path of the bad field, e.g. ``processes[0].components[1].core``.
 """
@@ -43,7 +48,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -54,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from spp import ops
 from spp.cli.client import CliError, RestClient, normalize_server
-from spp.cli.translate import Request, split_target, translate_primary, translate_secondary
+from spp.cli.plan import Step, Where, apply, describe, line_map, make_plan, read_live, read_text
 
 _PORT_RE = re.compile(r"^(phy|ring|vhost|pcap|nullpmd|tap|memif):\d+(nq\d+)?$")
 _MAC_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
@@ -351,71 +355,55 @@ def load(path: Path) -> Topology:
         raise TopologyError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise TopologyError(f"{path}: not valid YAML: {exc}") from None
-    return parse(data, str(path))
+    return parse(data, str(path), text=path.read_text())
 
 
-def parse(data: Any, source: str = "topology") -> Topology:
-    """Validate already-loaded YAML data."""
+_PATTERN_WORDS = {
+    "name": "must be 1 to 32 letters, digits, '_', '.' or '-'",
+    "vlan_filter": "must be VLAN ids and ranges, e.g. 9,18-27",
+}
+
+
+def parse(data: Any, source: str = "topology", *, text: str | None = None) -> Topology:
+    """Validate already-loaded YAML data; with the file's ``text``, problems name their line."""
     if not isinstance(data, dict):
         raise TopologyError(f"{source}: expected a mapping with a 'processes' list at the top")
     try:
         return Topology.model_validate(data)
     except ValidationError as exc:
+        lines = line_map(text) if text is not None else {}
         problems = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
             message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling)"
-            problems.append(f"{_path(loc)}: {message}")
+            elif err["type"] == "string_pattern_mismatch":
+                message = _PATTERN_WORDS.get(str(loc[-1]) if loc else "", "is not in an accepted form")
+            line = lines.get(tuple(loc)) or lines.get(tuple(loc[:-1])) if lines else None
+            problems.append((f"line {line}: " if line else "") + f"{_path(loc)}: {message}")
         raise TopologyError(f"{source}: " + "; ".join(problems)) from None
 
 
 # -- applying -------------------------------------------------------------------------
 
 
-def _listed(client: RestClient, kind: str, client_id: int) -> bool:
-    return {"type": kind, "client-id": client_id} in client.get("/processes")
-
-
 def up(topology: Topology, client: RestClient, *, secondary: str | None = None,
-       log: Any = print, launch_timeout: float = LAUNCH_TIMEOUT) -> None:
-    """Launch what is missing and configure everything; :class:`CliError` on the first failure."""
+       log: Any = print, launch_timeout: float = LAUNCH_TIMEOUT, where: Where | None = None,
+       dry_run: bool = False) -> list[Step]:
+    """Plan against the live stack, print the plan, then apply it (:mod:`spp.cli.plan`).
+
+    Returns the plan.  :class:`CliError` if the file does not fit the live stack (nothing
+    changed) or a step fails (what was done is rolled back).
+    """
     host = client.server.rpartition(":")[0]
     sec = secondary or topology.secondary or f"{host}:6666"
-    for proc in topology.processes:
-        if _listed(client, proc.kind, proc.client_id):
-            log(f"{proc.kind} {proc.client_id}: already running")
-            continue
-        words = ["launch", proc.kind, str(proc.client_id), "-s", sec]
-        if proc.cores:
-            words += ["-l", proc.cores]
-        if proc.copy_mode:
-            words += ["--copy", proc.copy_mode]
-        request = translate_primary(words, sec)
-        client.request(request.method, request.path, request.body)
-        log(f"{proc.kind} {proc.client_id}: launched, waiting for it to connect")
-        deadline = time.monotonic() + launch_timeout
-        while not _listed(client, proc.kind, proc.client_id):
-            if time.monotonic() > deadline:
-                raise CliError(f"{proc.kind} {proc.client_id} did not connect to spp-ctl within {launch_timeout:g} s "
-                               "(see 'spp -e \"pri; status\"' for its exit code)")
-            time.sleep(0.1)
-    for line in topology.commands():
-        request = _request(line, sec)
-        try:
-            client.request(request.method, request.path, request.body)
-        except CliError as exc:
-            raise CliError(f"{line!r}: {exc}") from None
-        log(line)
-
-
-def _request(line: str, secondary: str) -> Request:
-    target = split_target(line)
-    assert target is not None
-    if target.client_id is None:
-        return translate_primary(target.words, secondary)
-    return translate_secondary(target.kind, target.client_id, target.words)
+    where = where or Where("topology", None)
+    steps = make_plan(topology, read_live(client), where, sec)
+    log(describe(steps, where.source))
+    if not dry_run and steps:
+        apply(steps, client, sec, log=log, launch_timeout=launch_timeout)
+    return steps
 
 
 def down(client: RestClient, topology: Topology | None = None, *, log: Any = print) -> None:
@@ -439,7 +427,7 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
         keys = [(p.kind, p.client_id) for p in topology.processes]
     else:
         keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
-                if p.get("type") in ("vf", "mirror", "nfv")]
+                if p.get("type") in ("vf", "mirror", "nfv") and not p.get("error")]
     for kind, cid in keys:
         try:
             client.delete(f"/{kind}s/{cid}")
@@ -466,6 +454,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
     parser.add_argument("--token", default=ops.env(ops.ENV_TOKEN), help=f"spp-ctl's token (default: ${ops.ENV_TOKEN})")
     ops.add_version(parser)
+    if argv[0] == "up":
+        parser.add_argument("--dry-run", action="store_true", help="print the plan against the live stack, change "
+                            "nothing")
     args = parser.parse_args(argv[1:])
     if args.file is not None and not args.file.exists():
         shipped = resources.files("spp") / "examples" / args.file.name
@@ -480,8 +471,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     try:
         if argv[0] == "up":
-            assert topology is not None
-            up(topology, client, secondary=args.secondary)
+            assert topology is not None and args.file is not None
+            up(topology, client, secondary=args.secondary, dry_run=args.dry_run,
+               where=Where(str(args.file), read_text(args.file)))
         else:
             down(client, topology)
     except CliError as exc:

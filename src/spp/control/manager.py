@@ -57,6 +57,7 @@ from spp.control.commands import (
     Status,
     parse,
 )
+from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
@@ -436,6 +437,10 @@ class Manager:
         """
         if str(pid) in self._provided or self.ports.find(pid) is not None:
             return
+        try:
+            check_port(self.dp, pid)
+        except ValueError as e:
+            raise ManagerError(f"cannot open port {pid}: {e}") from None
         if pid.ptype not in driver_types():
             self.port(pid)  # no driver: raises the driver table's explanation, opens nothing
         try:

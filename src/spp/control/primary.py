@@ -57,6 +57,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,7 @@ import numpy as np
 
 from spp import lang
 from spp.control.patch import PatchError, PatchPanel
+from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.mirror import handle_port_mirror_command
 from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.base import PortId
@@ -102,8 +104,7 @@ DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {k: f"spp-{k}" for k in ("nfv", "vf
 PCAP_APP_OPTIONS: Final = ("-c", "--out-dir", "--fsize", "--snaplen", "--count")
 DEFAULT_SECONDARY_PORT: Final = 6666
 RECV_SIZE: Final = 4096
-BACKOFF_MIN: Final = 0.1
-BACKOFF_MAX: Final = 2.0
+GET_CLIENT_ID: Final = "_get_client_id"
 CHILD_STOP_TIMEOUT: Final = 5.0
 #: Longest the primary holds the stack's workers while it waits for all of them to pause (s).
 RECLAIM_PAUSE: Final = 0.2
@@ -136,6 +137,36 @@ class Child:
     popen: subprocess.Popen[bytes]
     started: float = field(default_factory=time.time)
     reaped: bool = False
+    #: The last lines the child wrote to stderr (they are copied to the primary's stderr too).
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def follow_stderr(self) -> None:
+        """Copy the child's stderr to ours, remembering the last lines (a daemon thread)."""
+        stream = self.popen.stderr
+        if stream is None:
+            return
+
+        def pump() -> None:
+            with stream:
+                for raw in iter(stream.readline, b""):
+                    line = raw.decode(errors="replace").rstrip()
+                    self.tail.append(line)
+                    with contextlib.suppress(OSError, ValueError):
+                        sys.stderr.write(line + "\n")
+                        sys.stderr.flush()
+
+        threading.Thread(target=pump, daemon=True, name=f"stderr of {self.kind} {self.client_id}").start()
+
+    def error(self) -> str | None:
+        """Why the child exited, when it failed: its exit code and last error line."""
+        code = self.popen.poll()
+        if code is None or code == 0:
+            return None
+        lines = [line for line in self.tail if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()]
+        last = (errors or lines or [""])[-1].strip()
+        how = f"exited with status {code}" if code > 0 else f"killed by signal {-code}"
+        return f"{self.kind} {self.client_id} {how}" + (f": {last}" if last else "")
 
     @property
     def alive(self) -> bool:
@@ -152,6 +183,7 @@ class Child:
             "alive": code is None,
             "returncode": code,
             "command": shlex.join(self.argv),
+            **({"error": error} if (error := self.error()) else {}),
         }
 
 
@@ -389,10 +421,11 @@ class Primary:
         argv = [*self._program(kind), *self.secondary_args(kind, cid, body)]
         LOG.info("launching %s", shlex.join(argv))
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise CommandFailed(f"launch: cannot start {argv[0]}: {exc}") from None
         child = Child(kind, cid, argv, popen)
+        child.follow_stderr()
         self.children.append(child)
         return child
 
@@ -405,6 +438,10 @@ class Primary:
         args = ["--client-id", str(client_id), "-s", str(server), "--file-prefix", self.dp.prefix]
         cores = eal.get("-l")
         if cores not in (None, ""):
+            try:
+                lang.parse_cores(str(cores))
+            except ValueError as exc:
+                raise CommandFailed(f"launch: -l: {exc}") from None
             args += ["-l", str(cores)]
         copy = app.get("--copy")
         if kind == "mirror" and copy not in (None, ""):
@@ -495,22 +532,24 @@ def watch_members(primary: Primary, stop: threading.Event) -> threading.Thread:
 
 
 def serve(primary: Primary, host: str, port: int, stop: threading.Event,
-          on_connect: Callable[[], None] | None = None) -> None:
-    """Connect to spp-ctl at ``host:port`` and answer commands until ``stop`` or ``exit``.
+          on_connect: Callable[[], None] | None = None) -> int:
+    """Connect to spp-ctl at ``host:port`` and answer commands until ``stop`` or ``exit`` (0).
 
-    Reconnects with exponential backoff (0.1 s to 2 s) whenever the connection
-    cannot be made or drops.
+    Reconnects with exponential backoff (:class:`~spp.control.reconnect.Backoff`)
+    whenever the connection cannot be made or drops.  Returns 1 when spp-ctl
+    refuses this primary (another live primary is connected).
     """
-    backoff = BACKOFF_MIN
+    backoff = Backoff()
     while not stop.is_set() and not primary.exit_requested.is_set():
         try:
             sock = socket.create_connection((host, port), timeout=2.0)
         except OSError as exc:
-            LOG.debug("cannot reach spp-ctl at %s:%d (%s); retrying in %.1f s", host, port, exc, backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            delay, loud = backoff.failed()
+            (LOG.info if loud else LOG.debug)("cannot reach spp-ctl at %s:%d (%s); retrying every %.1f s at most",
+                                              host, port, exc, BACKOFF_MAX)
+            stop.wait(delay)
             continue
-        backoff = BACKOFF_MIN
+        backoff.connected()
         LOG.info("connected to spp-ctl at %s:%d", host, port)
         if on_connect is not None:
             on_connect()
@@ -529,15 +568,25 @@ def serve(primary: Primary, host: str, port: int, stop: threading.Event,
                 if not data:
                     LOG.warning("spp-ctl closed the connection; reconnecting")
                     break
-                reply = primary.handle(data.decode("ascii", errors="replace"))
+                text = data.decode("ascii", errors="replace")
+                refused = refusal(text)
+                if text.strip("\0\r\n\t ") == GET_CLIENT_ID:  # spp-ctl asks who we are
+                    reply = success(process_type="primary", **identity())
+                else:
+                    reply = success() if refused is not None else primary.handle(text)
                 try:
                     sock.settimeout(5.0)
                     sock.sendall(json.dumps(reply).encode() + b"\n")
                 except OSError as exc:
                     LOG.warning("cannot answer spp-ctl: %s", exc)
                     break
+                if refused is not None:
+                    LOG.error("spp-ctl refused this primary: %s", refused)
+                    return 1
                 if primary.exit_requested.is_set():
-                    return
+                    return 0
+        stop.wait(backoff.failed()[0])
+    return 0
 
 
 # -- command line --------------------------------------------------------------------
@@ -702,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     watcher = watch_members(primary, stop)
     try:
-        serve(primary, *opts.server, stop, on_connect=notify_ready)
+        status = serve(primary, *opts.server, stop, on_connect=notify_ready)
     finally:
         stop.set()
         watcher.join(5)
@@ -716,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "--file-prefix adopts it)", opts.file_prefix, members.describe(dp.left_to))
         else:
             LOG.info("stack %r removed; bye", opts.file_prefix)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

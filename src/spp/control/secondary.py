@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import select
 import signal
 import socket
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 from spp.control.commands import ProcessType, tokenize
 from spp.control.manager import Manager, error_reply, success
+from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.lang import parse_cores
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.ops import add_log_options, add_version, notify_ready, setup_logging
@@ -43,8 +45,6 @@ log = logging.getLogger("spp.secondary")
 
 GET_CLIENT_ID = "_get_client_id"
 RECV_SIZE = 4096
-BACKOFF_MIN = 0.1
-BACKOFF_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -145,40 +145,45 @@ class Served(Protocol):
 class SecondaryClient:
     """The TCP client side of a secondary: connect, handshake, serve commands, reconnect."""
 
-    def __init__(self, manager: Served, host: str, port: int, stop: threading.Event) -> None:
+    def __init__(self, manager: Served, host: str, port: int, stop: threading.Event,
+                 mirrors: MirrorAgent | None = None) -> None:
         self.manager = manager
+        self.mirrors = mirrors
         self.host = host
         self.port = port
         self.stop = stop
+        #: spp-ctl's message when it refused this process (another one holds its id).
+        self.refused: str | None = None
 
-    def run(self) -> None:
-        """Serve until ``exit`` or ``stop`` is set."""
-        backoff = BACKOFF_MIN
-        warned = False
+    def run(self) -> int:
+        """Serve until ``exit`` or ``stop`` is set (0), or until spp-ctl refuses this process (1)."""
+        backoff = Backoff()
         while not self.stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
             except OSError as e:
-                (log.debug if warned else log.warning)("cannot reach spp-ctl at %s:%d (%s); retrying",
-                                                       self.host, self.port, e)
-                warned = True
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                delay, loud = backoff.failed()
+                (log.info if loud else log.debug)("cannot reach spp-ctl at %s:%d (%s); retrying every %.1f s at most",
+                                                  self.host, self.port, e, BACKOFF_MAX)
+                self.stop.wait(delay)
                 continue
             log.info("connected to spp-ctl at %s:%d", self.host, self.port)
             notify_ready()
-            backoff = BACKOFF_MIN
-            warned = False
+            backoff.connected()
             try:
                 sock.settimeout(None)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self._serve(sock):
-                    return
+                    return 0
             except OSError as e:
                 log.warning("connection to spp-ctl lost (%s); reconnecting", e)
             finally:
                 sock.close()
-            self.stop.wait(BACKOFF_MIN)
+            if self.refused is not None:
+                return 1
+            delay, _ = backoff.failed()
+            self.stop.wait(delay)
+        return 0
 
     def _serve(self, sock: socket.socket) -> bool:
         """Answer commands on ``sock``; True once ``exit`` was answered."""
@@ -198,6 +203,12 @@ class SecondaryClient:
                 log.info("exit requested by spp-ctl")
                 self.manager.exit()
                 return True
+            message = refusal(line)
+            if message is not None:
+                self._send(sock, success())
+                log.error("spp-ctl refused this process: %s", message)
+                self.refused = message
+                return False
             self._send(sock, self.answer(line))
         return False
 
@@ -205,7 +216,7 @@ class SecondaryClient:
         """The reply to one command line (the handshake included)."""
         m = self.manager
         if line == GET_CLIENT_ID:
-            return success(client_id=m.client_id, process_type=m.process)
+            return success(client_id=m.client_id, process_type=m.process, **identity())
         if line.startswith("port_mirror"):  # the shared mirror registry (docs/mirroring.md)
             return handle_port_mirror_command(m.dp, line.split())
         try:
@@ -214,11 +225,25 @@ class SecondaryClient:
             log.error("internal error on %r: %s", line, e, exc_info=log.isEnabledFor(logging.DEBUG))
             return error_reply(f"internal error: {e}")
         result = reply.get("results", [{"result": "success"}])[0]  # spp-nfv's status reply is bare, as SPP's
+        if line == "status" and result["result"] == "success" and isinstance(reply.get("info"), dict):
+            errors = self.errors()
+            if errors:
+                reply["info"]["error"] = "; ".join(errors)
         if result["result"] != "success":
             log.info("command %r rejected: %s", line, result["error_details"]["message"])
         else:
             log.debug("command %r done", line)
         return reply
+
+    def errors(self) -> list[str]:
+        """What went wrong after the commands that caused it returned: mirrors, workers."""
+        found = [f"port mirror {name}: {why}" for name, why in sorted((self.mirrors.errors if self.mirrors else
+                                                                        {}).items())]
+        workers = getattr(self.manager, "workers", None)  # a Manager's; spp-nfv/spp-pcap report their own
+        for core, worker in sorted(workers().items() if workers is not None else ()):
+            if worker.error is not None:
+                found.append(f"core {core}: worker stopped: {worker.error}")
+        return found
 
     @staticmethod
     def _send(sock: socket.socket, reply: dict[str, Any]) -> None:
@@ -257,16 +282,20 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
              ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
+    absent = [c for c in manager.cores if c not in os.sched_getaffinity(0)]
+    if absent:
+        log.warning("-l names cores this host does not offer (%s; available: %s): their workers run unpinned",
+                    ",".join(map(str, absent)), ",".join(map(str, sorted(os.sched_getaffinity(0)))))
     mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
     mirrors.start()
     try:
-        SecondaryClient(manager, opts.host, opts.port, stop).run()
+        status = SecondaryClient(manager, opts.host, opts.port, stop, mirrors).run()
     finally:
         mirrors.close()
         manager.exit()
         dp.close()
     log.info("spp-%s %d stopped", process, opts.client_id)
-    return 0
+    return status
 
 
 def main_vf(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,8 @@ This module is the only place where core errors become HTTP:
   ``command error: <message>`` (the process answered with an error);
 - 401: ``--token`` given and no ``Authorization: Bearer TOKEN`` (the topology
   page's ``GET /ui...`` may give it as ``?token=TOKEN`` instead);
-- 404: no such process, or unknown path;
+- 404: no such process (or port mirror), or unknown path;
+- 413: a request body over 1 MiB (refused before it is read whole);
 - 502: the process answered something that is not the expected reply;
 - 503: the process did not answer in time, or its connection went away.
 
@@ -30,7 +31,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spp.ctl.controller import Controller
 from spp.ctl.docs import is_public
@@ -39,6 +40,7 @@ from spp.ctl.errors import (
     CommandError,
     CtlError,
     InvalidArgument,
+    NoSuchObject,
     NoSuchProcess,
     ProcessUnavailable,
 )
@@ -114,7 +116,32 @@ class _RequestGuard:
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
             scope["headers"] = headers  # in place: outer middleware (metrics) reads the route from it
-        await self.app(scope, receive, send)
+        length = dict(headers).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            await _too_large(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:  # stop reading; the app sees an empty, ended body
+                    too_large = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start":  # whatever the app answered: 413
+                await _too_large(scope, receive, send)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     def _authorized(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
         assert self.token is not None
@@ -133,6 +160,12 @@ class _RequestGuard:
             return False
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), errors="replace")
         return any(hmac.compare_digest(value.encode(), self.token) for value in query.get("token", []))
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    LOG.info("%s %s -> 413 body over %d bytes", scope["method"], scope["path"], MAX_BODY_BYTES)
+    response = PlainTextResponse(f"request body too large: at most {MAX_BODY_BYTES} bytes", status_code=413)
+    await response(scope, receive, send)
 
 
 # -- error mapping -----------------------------------------------------------
@@ -154,7 +187,7 @@ def ctl_error_status(exc: BaseException) -> tuple[int, str]:
         return 400, f"command error: {exc.message}"
     if isinstance(exc, InvalidArgument):
         return 400, f"invalid argument: {exc}"
-    if isinstance(exc, NoSuchProcess):
+    if isinstance(exc, NoSuchProcess | NoSuchObject):
         return 404, str(exc)
     if isinstance(exc, ProcessUnavailable):
         return 503, f"process unavailable: {exc}"
@@ -186,6 +219,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _text(500, "internal error (see spp-ctl log)")
 
 
+PATTERN_WORDS: dict[str, str] = {
+    r"^[A-Za-z0-9_.-]{1,32}$": "must be 1 to 32 letters, digits, '_', '.' or '-'",
+    r"^[a-z]+:\d+(nq\d+)?$": "must be a port TYPE:N, e.g. ring:0, phy:1 or phy:0nq1",
+    r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$": "must be a MAC address XX:XX:XX:XX:XX:XX (hex digits)",
+    r"^[A-Za-z0-9.:/*_-]{1,64}$": "must be 1 to 64 letters, digits or '.', ':', '/', '*', '_', '-'",
+    r"^[0-9][0-9,-]*$": "must be VLAN ids and ranges, e.g. 9,18-27",
+}
+"""What each ``pattern`` of the request models accepts, in words (a pattern is never shown)."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""A request body larger than this is refused with 413 before it is read whole."""
+
 _TYPE_MESSAGES = {
     "missing": "required",
     "int_type": "must be an integer",
@@ -215,6 +260,8 @@ def format_validation_errors(errors: Sequence[Any]) -> str:
             continue
         if err_type == "literal_error" and "expected" in ctx:
             text = f"must be {ctx['expected']}"
+        elif err_type == "string_pattern_mismatch":
+            text = PATTERN_WORDS.get(str(ctx.get("pattern")), "is not in an accepted form")
         elif err_type in _TYPE_MESSAGES:
             text = _TYPE_MESSAGES[err_type]
         else:

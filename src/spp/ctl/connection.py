@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from spp.ctl.errors import BadReply, InvalidArgument, ProcessDisconnected, ProcessTimeout
+from spp.ctl.errors import BadReply, CtlError, InvalidArgument, ProcessDisconnected, ProcessTimeout
 from spp.ctl.protocol import ProtocolError, ReplyDecoder
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class ProcessConnection:
     ) -> None:
         self.label = label
         self.on_close = on_close
+        #: What the process said of itself in the handshake (None if it did not say).
+        self.pid: int | None = None
+        self.instance: str | None = None
         self._reader = reader
         self._writer = writer
         self._decoder = ReplyDecoder()
@@ -110,6 +113,21 @@ class ProcessConnection:
                 self._waiter = None
             LOG.debug("%s -> %r", self.label, reply)
             return reply
+
+    def identify(self, reply: dict[str, Any]) -> None:
+        """Take ``pid`` and ``instance`` from a handshake reply, when present and well-formed."""
+        pid, instance = reply.get("pid"), reply.get("instance")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            self.pid = pid
+        if isinstance(instance, str) and 0 < len(instance) <= 64:
+            self.instance = instance
+
+    async def refuse(self, message: str, timeout: float) -> None:
+        """Tell the process why it is refused (``_refuse MESSAGE``), then close the connection."""
+        text = message.encode("ascii", errors="replace").decode("ascii")
+        with contextlib.suppress(CtlError):
+            await self.request(f"_refuse {text}", timeout)
+        self.close(f"refused: {message}")
 
     def close(self, reason: str) -> None:
         """End the connection (idempotent).

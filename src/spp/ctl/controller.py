@@ -8,6 +8,7 @@ per process key and offers typed operations (``start_component``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, Final
 from spp.ctl import commands
 from spp.ctl.commands import Direction, TableAction, TableType, VlanTag
 from spp.ctl.connection import ProcessConnection
-from spp.ctl.errors import BadReply, NoSuchProcess, ProcessDisconnected
+from spp.ctl.errors import BadReply, CommandError, CtlError, NoSuchProcess, ProcessDisconnected
 from spp.ctl.protocol import check_result
 
 LOG = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ PRIMARY: Final = "primary"
 """Process kind of the primary."""
 
 DEFAULT_TIMEOUT: Final = 5.0
+PROBE_TIMEOUT: Final = 2.0
+LAUNCH_WAIT: Final = 30.0
+LAUNCH_POLL: Final = 0.1
+GET_CLIENT_ID: Final = "_get_client_id"
+"""The handshake command: secondaries must answer it, a primary may (SPP's does not)."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,16 @@ class Controller:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
+        #: How long :meth:`launch` waits for the child to register or exit.
+        self.launch_wait = LAUNCH_WAIT
         self._procs: dict[ProcessKey, ProcessConnection] = {}
+        self._registering = asyncio.Lock()
+        self._launched: set[int] = set()
 
     # -- registry ------------------------------------------------------------
 
     def attach(self, key: ProcessKey, conn: ProcessConnection) -> None:
-        """Make ``conn`` the connection of process ``key``.
+        """Make ``conn`` the connection of process ``key`` (no identity check: see :meth:`register`).
 
         An earlier connection with the same key is closed (a request in
         flight on it fails).  ``conn`` is forgotten again when it closes.
@@ -76,16 +86,59 @@ class Controller:
         conn.on_close = self._forget
         self._procs[key] = conn
         if old is not None and old is not conn:
-            LOG.warning("%s reconnected from %s; dropping old connection", key, conn.peer)
-            old.close("replaced by a new connection")
+            LOG.info("%s reconnected from %s; dropping its old connection", key, conn.peer)
+            old.close("replaced by a new connection of the same process")
         else:
-            LOG.info("%s connected from %s", key, conn.peer)
+            LOG.info("%s connected from %s%s", key, conn.peer, f" (pid {conn.pid})" if conn.pid else "")
+
+    async def register(self, key: ProcessKey, conn: ProcessConnection) -> str | None:
+        """Register ``conn`` as ``key`` unless another live process holds the id.
+
+        Client ids are unique across secondary types (``vf 4`` and ``mirror 4``
+        cannot coexist), and there is one primary.  A holder that announced the
+        same ``instance`` token as ``conn`` is the same process reconnecting: it is
+        replaced.  Any other holder is asked ``_get_client_id``; if it answers, it is
+        alive and the newcomer is refused: the message saying why is returned
+        (None when ``conn`` was registered).
+        """
+        async with self._registering:
+            holder_key, holder = self._holder(key)
+            if holder is not None and not holder.closed:
+                same = conn.instance is not None and conn.instance == holder.instance and holder_key == key
+                if not same and await self._answers(holder):
+                    pid = f"pid {holder.pid}, " if holder.pid else ""
+                    if key.kind == PRIMARY:
+                        return (f"a primary is already connected to this spp-ctl ({pid}from {holder.peer}); "
+                                "stop it first, or connect this one to another spp-ctl")
+                    return (f"client id {key.client_id} is already used by {holder_key} ({pid}from {holder.peer}); "
+                            "client ids are unique across process types: stop that process first, "
+                            "or pick another --client-id")
+            self.attach(key, conn)
+            return None
+
+    def _holder(self, key: ProcessKey) -> tuple[ProcessKey, ProcessConnection | None]:
+        if key.kind == PRIMARY:
+            return key, self._procs.get(key)
+        for other, conn in self._procs.items():
+            if other.kind != PRIMARY and other.client_id == key.client_id:
+                return other, conn
+        return key, None
+
+    async def _answers(self, conn: ProcessConnection) -> bool:
+        """True if ``conn``'s process still answers (a dead one is dropped by the attempt)."""
+        try:
+            await conn.request(GET_CLIENT_ID, min(self.timeout, PROBE_TIMEOUT))
+        except CtlError:
+            return not conn.closed
+        return True
 
     def _forget(self, conn: ProcessConnection) -> None:
         for key, current in list(self._procs.items()):
             if current is conn:
                 del self._procs[key]
                 LOG.info("%s gone", key)
+                if key == PRIMARY_KEY:
+                    self._launched.clear()  # its children are gone with it
 
     def processes(self) -> list[ProcessKey]:
         """Keys of the connected processes: the primary first, then by kind and id."""
@@ -130,7 +183,7 @@ class Controller:
         """Status of a secondary, flattened for REST.
 
         Returns ``{"client-id", "ports", "master-lcore", "components"}`` and,
-        for a vf, ``"classifier_table"``.  ``ports`` lists ``TYPE:N`` for
+        for a vf, ``"classifier_table"``; ``"error"`` when the process reports one.  ``ports`` lists ``TYPE:N`` for
         every port-type list of the reply's ``info`` (``phy``, ``vhost``,
         ``ring`` first, then the other types of
         :data:`~spp.ctl.commands.PORT_TYPES`); ``components`` is ``info.core``
@@ -197,6 +250,28 @@ class Controller:
             raise BadReply("primary: status reply has no 'info' object")
         return info
 
+    async def failed_launches(self) -> list[dict[str, Any]]:
+        """Launched secondaries that exited with an error and are not connected (see ``GET /v1/processes``).
+
+        Only ids launched through this spp-ctl count (the primary is asked only then);
+        empty when no primary is connected or it does not answer within a second.
+        """
+        if PRIMARY_KEY not in self._procs or not self._launched:
+            return []
+        try:
+            reply = await self._connection(PRIMARY_KEY).request(commands.status(), min(self.timeout, 1.0))
+            children = check_result(reply).get("info", {}).get("processes") or []
+        except (CtlError, AttributeError):
+            return []
+        latest: dict[int, dict[str, Any]] = {}
+        for child in children:
+            if isinstance(child, dict) and isinstance(child.get("client_id"), int):
+                latest[child["client_id"]] = child
+        connected = {k.client_id for k in self._procs if k.kind != PRIMARY}
+        return [{"type": str(c.get("proc_name")), "client-id": cid, "error": str(c["error"])}
+                for cid, c in sorted(latest.items())
+                if c.get("error") and cid not in connected and cid in self._launched]
+
     async def primary_clear(self) -> None:
         """Reset the primary's counters (``clear``)."""
         await self.send(PRIMARY, None, commands.clear())
@@ -210,8 +285,29 @@ class Controller:
         await self._exit(PRIMARY_KEY)
 
     async def launch(self, client_id: int, proc_name: str, body: Mapping[str, Any]) -> None:
-        """Ask the primary to launch a secondary: ``launch ID NAME JSON``."""
+        """Ask the primary to launch a secondary: ``launch ID NAME JSON``; wait for the outcome.
+
+        Returns once the child registers with spp-ctl; raises :class:`CommandError`
+        with the child's own message if it exits first.  A primary whose ``status``
+        does not list its children (SPP's) is not waited for, and neither is a child
+        still starting after :attr:`launch_wait` seconds (a first run compiles).
+        """
         await self.send(PRIMARY, None, commands.launch(client_id, proc_name, body))
+        self._launched.add(client_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.launch_wait
+        while loop.time() < deadline:
+            if any(k.kind != PRIMARY and k.client_id == client_id for k in self._procs):
+                return
+            children = (await self.primary_status()).get("processes")
+            mine = [c for c in children or [] if isinstance(c, dict) and c.get("client_id") == client_id]
+            if not mine:
+                return
+            if mine[-1].get("alive") is False:
+                error = mine[-1].get("error") or f"exited with status {mine[-1].get('returncode')}"
+                raise CommandError(f"launch {proc_name} {client_id}: {error}")
+            await asyncio.sleep(LAUNCH_POLL)
+        LOG.info("launch %s %d: not registered after %g s; still starting", proc_name, client_id, self.launch_wait)
 
 
 def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,6 +336,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
         status["classifier_table"] = _list(info, "classifier_table", kind, client_id)
     if isinstance(info.get("state"), str):  # spp's addition: "compiling" until the data path is ready
         status["state"] = info["state"]
+    if info.get("error"):  # what failed after its command returned (a port mirror, a worker)
+        status["error"] = str(info["error"])
     return status
 
 

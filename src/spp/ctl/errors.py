@@ -9,6 +9,7 @@ error              status
 InvalidArgument    400
 CommandError       400
 NoSuchProcess      404
+NoSuchObject       404
 ProcessUnavailable 503 (and its subclasses)
 BadReply           502
 ================== ======
@@ -38,6 +39,10 @@ class InvalidArgument(CtlError):
 
 class NoSuchProcess(CtlError):
     """No process of that type and client id is connected."""
+
+
+class NoSuchObject(CtlError):
+    """The process answered that the named object (e.g. a port mirror) does not exist."""
 
 
 class ProcessUnavailable(CtlError):

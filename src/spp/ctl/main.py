@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         service = CtlService(config)
     except OSError as exc:
-        LOG.error("cannot listen on %s: %s", args.bind_addr, exc)
+        LOG.error("%s", exc.strerror or exc)
         return 1
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(service))

@@ -6,7 +6,7 @@ the source ports attach the mirror.
 
 * ``GET /v1/port_mirrors`` → the list, each with its ``stats``;
 * ``POST /v1/port_mirrors`` with :class:`PortMirrorBody` → 204;
-* ``DELETE /v1/port_mirrors/{name}`` → 204.
+* ``DELETE /v1/port_mirrors/{name}`` → 204 (404 if there is no such mirror).
 
 Bodies are checked here (400 ``invalid body: ...``) so that no value can smuggle extra
 words into the command; the primary checks the rest (400 ``command error: ...``).
@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from spp.ctl.controller import PRIMARY
-from spp.ctl.errors import BadReply
+from spp.ctl.errors import BadReply, CommandError, NoSuchObject
 from spp.ctl.routes.deps import ControllerDep, no_content
 
 router = APIRouter(prefix="/port_mirrors", tags=["port mirrors"])
@@ -98,6 +98,11 @@ async def create_port_mirror(ctl: ControllerDep, body: PortMirrorBody) -> Respon
 @router.delete("/{name}", status_code=204, response_class=Response)
 async def delete_port_mirror(ctl: ControllerDep, name: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
                              ) -> Response:
-    """Remove a mirror (``port_mirror del NAME``)."""
-    await ctl.send(PRIMARY, None, f"port_mirror del {name}")
+    """Remove a mirror (``port_mirror del NAME``); 404 if there is none of that name."""
+    try:
+        await ctl.send(PRIMARY, None, f"port_mirror del {name}")
+    except CommandError as exc:
+        if exc.message.startswith("no mirror "):
+            raise NoSuchObject(exc.message) from None
+        raise
     return no_content()

@@ -4,8 +4,11 @@ Primary and secondaries are TCP *clients* of spp-ctl.  On the secondary port,
 spp-ctl first sends ``_get_client_id`` and expects
 ``{"results":[{"result":"success"}],"client_id":N,"process_type":"vf"}``; the
 process is then known as ``(process_type, client_id)``.  On the primary port
-there is no handshake: whoever connects is the primary.  In both cases a new
-connection with the same key replaces the old one.
+spp-ctl asks the same; our primary answers with ``process_type`` ``primary``, SPP's
+with an error (accepted).  Both may add ``pid`` and ``instance``: a new connection
+of the same instance replaces the old one, while a *different* process claiming a
+live process's id (client ids are unique across types; one primary) is sent
+``_refuse MESSAGE`` and dropped (:meth:`Controller.register`).
 
 :class:`CtlService` binds the three sockets, runs the two TCP listeners and
 the REST server (uvicorn) on one event loop, and stops them all.
@@ -25,13 +28,12 @@ import uvicorn
 
 from spp.ctl.api import create_app
 from spp.ctl.connection import ProcessConnection
-from spp.ctl.controller import PRIMARY, PRIMARY_KEY, Controller, ProcessKey
+from spp.ctl.controller import GET_CLIENT_ID, PRIMARY, PRIMARY_KEY, Controller, ProcessKey
 from spp.ctl.errors import CtlError
 from spp.ctl.protocol import check_result
 
 LOG = logging.getLogger(__name__)
 
-GET_CLIENT_ID: Final = "_get_client_id"
 _KIND_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
@@ -82,9 +84,15 @@ class TcpListeners:
 
     async def _handle_primary(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = ProcessConnection(reader, writer, label="primary")
+        conn.label = f"primary at {conn.peer}"
         conn.start()
-        self.controller.attach(PRIMARY_KEY, conn)
-        await conn.wait_closed()
+        try:  # our primary says who it is; SPP's answers with an error, which is fine
+            conn.identify(await conn.request(GET_CLIENT_ID, self.controller.timeout))
+        except CtlError as exc:
+            LOG.warning("%s: no answer to %s: %s", conn.label, GET_CLIENT_ID, exc)
+            conn.close("handshake failed")
+            return
+        await self._register(PRIMARY_KEY, conn)
 
     async def _handle_secondary(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = ProcessConnection(reader, writer, label="secondary")
@@ -97,7 +105,15 @@ class TcpListeners:
             LOG.warning("%s: handshake failed: %s", conn.label, exc)
             conn.close("handshake failed")
             return
-        self.controller.attach(key, conn)
+        conn.identify(reply)
+        await self._register(key, conn)
+
+    async def _register(self, key: ProcessKey, conn: ProcessConnection) -> None:
+        refused = await self.controller.register(key, conn)
+        if refused is not None:
+            LOG.warning("%s from %s refused: %s", key, conn.peer, refused)
+            await conn.refuse(refused, self.controller.timeout)
+            return
         await conn.wait_closed()
 
 
@@ -149,9 +165,15 @@ class CtlService:
         self.controller = Controller(timeout=config.timeout)
         self.ready = threading.Event()
         socks: list[socket.socket] = []
+        roles = ("primary port (-p)", "secondary port (-s)", "REST port (-a)")
+        ports = (config.primary_port, config.secondary_port, config.api_port)
         try:
-            for port in (config.primary_port, config.secondary_port, config.api_port):
-                socks.append(bind(config.bind_addr, port))
+            for role, port in zip(roles, ports, strict=True):
+                try:
+                    socks.append(bind(config.bind_addr, port))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cannot listen on {config.bind_addr}:{port}, the {role}: "
+                                  f"{exc.strerror}") from exc
         except OSError:
             for sock in socks:
                 sock.close()

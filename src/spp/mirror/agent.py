@@ -56,6 +56,8 @@ class MirrorAgent:
         self._local: dict[str, tuple[MirrorSpec, PortMirror]] = {}
         self._shared: dict[str, tuple[SharedMirror, PortMirror]] = {}
         self._seen = (-1, -1)
+        #: Shared mirrors whose source is here but that cannot attach, and why.
+        self.errors: dict[str, str] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,12 +144,16 @@ class MirrorAgent:
                     dst = self.ports.get(entry.spec.destination)
                 except (ValueError, OSError) as e:
                     log.warning("mirror %s: cannot open destination %s here: %s", name, entry.spec.destination, e)
+                    self.errors[name] = f"cannot open destination {entry.spec.destination}: {e}"
                     continue
+                self.errors.pop(name, None)
                 s = entry.spec
                 pm = PortMirror(self.dp, name, src, dst, s.direction, match=s.match, snaplen=s.snaplen, copy=s.copy,
                                 stats=stats_table(self.dp)[entry.slot])
                 pm.attach()
                 self._shared[name] = (entry, pm)
+            for name in [n for n in self.errors if n not in want]:
+                del self.errors[name]
             self._seen = (gen, len(self.ports.all()))
             return True
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from spp.control.validate import check_port
 from spp.mirror.filters import FilterError, FlowMatch
 from spp.mirror.registry import MirrorError, MirrorSpec, add_mirror, list_mirrors, remove_mirror
+from spp.ports.base import PortError, PortId
 from spp.runtime.dataplane import Dataplane
 
 USAGE: Final = ("port_mirror add NAME SRC_PORT {rx|tx|both} DST_PORT [vlan RANGES] [src_mac MAC] [dst_mac MAC] "
@@ -71,6 +73,13 @@ def parse_add(dp: Dataplane, args: Sequence[str]) -> MirrorSpec:
             flow = FlowMatch.parse(opts["flow"])
         except FilterError as e:
             raise MirrorError(f"port_mirror add: {e}") from None
+    for role, text in (("source", src), ("destination", dst)):
+        try:
+            check_port(dp, PortId.parse(text))
+        except PortError:
+            pass  # MirrorSpec.create explains a malformed id
+        except ValueError as e:
+            raise MirrorError(f"port_mirror add: {role} {e}") from None
     return MirrorSpec.create(dp, name, src, dst, direction, vlan=opts.get("vlan", [None])[0],
                              src_mac=opts.get("src_mac", [None])[0], dst_mac=opts.get("dst_mac", [None])[0],
                              flow=flow, snaplen=snaplen, copy=opts.get("copy", ["shallow"])[0])

@@ -29,6 +29,7 @@ an error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import threading
@@ -238,11 +239,15 @@ class PcapPort(Port):
         self._wfd: int | None = None
         if tx is not None:
             try:
-                self._wfd = os.open(tx, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                # 0600 like the shared memory (frames are private); never through a symlink (/tmp)
+                self._wfd = os.open(tx, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             except OSError as e:
                 if self._reader is not None:
                     self._reader.close()
-                raise PortError(f"{pid}: cannot write pcap file {tx!r}: {e.strerror}") from None
+                why = "it is a symbolic link (refused)" if e.errno == errno.ELOOP else e.strerror
+                raise PortError(f"{pid}: cannot write pcap file {tx!r}: {why}") from None
+            with contextlib.suppress(OSError):  # an existing file keeps its data private too
+                os.fchmod(self._wfd, 0o600)
             os.write(self._wfd, struct.pack("<IHHiIII", MAGIC_USEC, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
         self._outbuf = np.zeros(64 * (REC_HDR + DATA_ROOM), np.uint8)
         self._scratch = np.empty(256, np.int32)

@@ -15,7 +15,9 @@ router = APIRouter(tags=["processes"])
 async def get_processes(ctl: ControllerDep) -> list[dict[str, Any]]:
     """Connected processes: ``[{"type":"primary"},{"type":"vf","client-id":1},...]``.
 
-    The primary comes first, then secondaries ordered by type and client id.
+    The primary comes first, then secondaries ordered by type and client id, then
+    the secondaries the primary launched that exited with an error and are not
+    connected: ``{"type":"vf","client-id":9,"error":"vf 9 exited with status 2: ..."}``.
     """
     result: list[dict[str, Any]] = []
     for key in ctl.processes():
@@ -23,4 +25,5 @@ async def get_processes(ctl: ControllerDep) -> list[dict[str, Any]]:
         if key.client_id is not None:
             entry["client-id"] = key.client_id
         result.append(entry)
+    result += await ctl.failed_launches()
     return result
