@@ -108,7 +108,7 @@ class _RequestGuard:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
-            scope["headers"] = headers  # in place: outer middleware (metrics) reads the route from it
+            scope = dict(scope, headers=headers)
         await self.app(scope, receive, send)
 
     def _authorized(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
