@@ -53,8 +53,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from spp import ops
 from spp.mirror import handle_port_mirror_command
-from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
 from spp.runtime import ringcore
@@ -493,8 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
                         help="interface name of tap:N (default spptapN; comma list; DPDK form: "
                              "--vdev net_tapN,iface=IFNAME before --)")
-    add_log_options(parser)
-    add_version(parser)
+    ops.add_log_options(parser)
+    ops.add_version(parser)
     return parser
 
 
@@ -574,7 +574,7 @@ def parse_options(argv: Sequence[str]) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the primary until ``exit``, SIGTERM or SIGINT; return the exit status."""
     opts = parse_options(sys.argv[1:] if argv is None else argv)
-    setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
+    ops.setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
     try:
         check_interfaces(opts.phy)
     except ValueError as exc:
@@ -605,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.phy or "none", *opts.server,
     )
     try:
-        serve(primary, *opts.server, stop, on_connect=notify_ready)
+        serve(primary, *opts.server, stop, on_connect=ops.notify_ready)
     finally:
         primary.stop_children()
         dp.close()
