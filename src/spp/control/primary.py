@@ -53,7 +53,6 @@ from typing import Any, Final
 
 import numpy as np
 
-from spp import ops
 from spp.mirror import handle_port_mirror_command
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
@@ -493,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
                         help="interface name of tap:N (default spptapN; comma list; DPDK form: "
                              "--vdev net_tapN,iface=IFNAME before --)")
+    from spp import ops
+
     ops.add_log_options(parser)
     ops.add_version(parser)
     return parser
@@ -573,6 +574,8 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the primary until ``exit``, SIGTERM or SIGINT; return the exit status."""
+    from spp import ops
+
     opts = parse_options(sys.argv[1:] if argv is None else argv)
     ops.setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
     try:
