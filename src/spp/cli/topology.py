@@ -408,15 +408,16 @@ def _has_primary(client: RestClient) -> bool:
 
 def main(argv: Sequence[str]) -> int:
     """``spp up FILE [-b HOST:PORT] [-s HOST:PORT]`` / ``spp down [FILE] [-b HOST:PORT]``."""
-    parser = argparse.ArgumentParser(prog=f"spp {argv[0]}")
+    parser = argparse.ArgumentParser(prog=f"spp {argv[0]}", epilog="$SPP_CTL and $SPP_TOKEN stand in for -b and "
+                                     "--token.")
+    parser.set_defaults(bind_addr=ops.env(ops.ENV_CTL) or "127.0.0.1:7777", token=ops.env(ops.ENV_TOKEN))
+    ops.add_version(parser)
     parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None,
                         help="topology YAML; a shipped example may be named alone (classify-icmp.yaml, taas.yaml, "
                         "port-mirror.yaml)")
-    parser.add_argument("-b", "--bind-addr", default=ops.env(ops.ENV_CTL) or "127.0.0.1:7777",
-                        help=f"spp-ctl REST address (default: ${ops.ENV_CTL} or 127.0.0.1:7777)")
+    parser.add_argument("-b", "--bind-addr", default="127.0.0.1:7777", help="spp-ctl REST address")
     parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
-    parser.add_argument("--token", default=ops.env(ops.ENV_TOKEN), help=f"spp-ctl's token (default: ${ops.ENV_TOKEN})")
-    ops.add_version(parser)
+    parser.add_argument("--token", default=None)
     args = parser.parse_args(argv[1:])
     if args.file is not None and not args.file.exists():
         shipped = resources.files("spp") / "examples" / args.file.name

@@ -602,13 +602,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     primary = Primary(dp, phy=opts.phy, ctl_host=opts.server[0], lcores=opts.lcores, programs=opts.programs)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    ops.notify_ready()  # systemd (Type=notify): the data plane exists, secondaries can attach
     LOG.info(
         "stack %r: %d buffers, %d rings of %d, phy %s; spp-ctl at %s:%d",
         opts.file_prefix, dp.n_bufs, opts.layout.n_rings, opts.layout.ring_size,
         opts.phy or "none", *opts.server,
     )
     try:
-        serve(primary, *opts.server, stop, on_connect=ops.notify_ready)
+        serve(primary, *opts.server, stop)
     finally:
         primary.stop_children()
         dp.close()
