@@ -92,11 +92,11 @@ class _RequestGuard:
         self.token = token.encode() if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_public(scope["path"]):  # the API's pages and description: no token
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        if self.token is not None and not is_public(scope["path"]) and not self._authorized(headers):
+        if self.token is not None and not self._authorized(headers):
             LOG.warning("%s %s: refused, bad or missing token", scope["method"], scope["path"])
             response = PlainTextResponse(
                 "unauthorized: missing or invalid 'Authorization: Bearer' token",
