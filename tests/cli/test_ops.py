@@ -225,5 +225,7 @@ def test_up_down_and_top_take_the_address_from_env(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SPP_TOKEN", "t")
     assert main(["down"]) == 1
     assert "cannot reach spp-ctl at 127.0.0.1:1" in capsys.readouterr().err
+    assert main(["down", "-b", "127.0.0.1:2"]) == 1  # the command line wins
+    assert "cannot reach spp-ctl at 127.0.0.1:2" in capsys.readouterr().err
     assert main(["top", "--count", "1"]) == 1
     assert "cannot reach spp-ctl at 127.0.0.1:1" in capsys.readouterr().err

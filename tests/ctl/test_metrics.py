@@ -71,9 +71,12 @@ def test_figures_names_and_help(ctl: Ctl) -> None:
     mirror = (("destination", "ring:9"), ("direction", "rx"), ("mirror", "tap1"), ("source", "phy:0"))
     assert got[("spp_port_mirror_packets_total", mirror)] == 7
     assert got[("spp_port_mirror_full_total", mirror)] == 2
-    # the scrape itself shows up in spp-ctl's request counter on the next one
+    # the scrape itself shows up in spp-ctl's request counter on the next one, a write by its route template
+    assert ctl.http.put("/v1/vfs/1/components/cls/ports", json={"action": "x"}).status_code == 400
     again = scrape(ctl)
     assert again[("spp_ctl_http_requests_total", (("code", "200"), ("method", "GET"), ("route", "/metrics")))] >= 1
+    assert again[("spp_ctl_http_requests_total", (("code", "400"), ("method", "PUT"),
+                                                  ("route", "/v1/vfs/{client_id}/components/{name}/ports")))] == 1
 
 
 def test_compiled_path_flag_when_the_status_has_one(ctl: Ctl) -> None:
@@ -170,7 +173,7 @@ def test_token_applies_to_metrics() -> None:
     with running_ctl(token="s3cret") as ctl:
         assert httpx.get(f"{ctl.url}/metrics").status_code == 401
         got = scrape(ctl)
-        assert got[("spp_ctl_http_requests_total", (("code", "401"), ("method", "GET"), ("route", "unmatched")))] == 1
+        assert got[("spp_ctl_http_requests_total", (("code", "401"), ("method", "GET"), ("route", "/metrics")))] == 1
 
 
 def test_request_counter_labels_stay_bounded() -> None:

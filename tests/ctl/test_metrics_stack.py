@@ -77,12 +77,14 @@ def stack() -> Iterator[LocalStack]:
         yield local
 
 
+@pytest.mark.timeout(600)
 def test_metrics_follow_a_real_stack(stack: LocalStack, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
     topo.write_text(TOPOLOGY)
     assert main(["up", str(topo), "-b", stack.server, "-s", stack.secondary_addr]) == 0
     with httpx.Client(base_url=stack.url, timeout=30) as http:
-        wait_for(lambda: http.get("/v1/port_mirrors").json()[0]["stats"]["packets"] > 0, timeout=60)
+        # a cold numba cache compiles the data path first (minutes on a busy 2-core machine)
+        wait_for(lambda: http.get("/v1/port_mirrors").json()[0]["stats"]["packets"] > 0, timeout=400, interval=0.2)
         first = scrape(http)
         assert first[("spp_process_up", (("process", "vf:1"),))] == 1
         assert first[("spp_process_up", (("process", "primary"),))] == 1

@@ -151,13 +151,15 @@ def stack() -> Iterator[LocalStack]:
         yield local
 
 
+@pytest.mark.timeout(600)
 def test_live_replies_of_a_real_stack_match_the_models(stack: LocalStack, tmp_path: Path) -> None:
     topo = tmp_path / "t.yaml"
     topo.write_text(TOPOLOGY)
     assert main(["up", str(topo), "-b", stack.server, "-s", stack.secondary_addr]) == 0
     with httpx.Client(base_url=stack.url, timeout=30) as http:
         doc = http.get("/openapi.json").json()
-        wait_for(lambda: http.get("/v1/port_mirrors").json()[0]["stats"]["packets"] > 0, timeout=120)
+        # a cold numba cache compiles the data path first (minutes on a busy 2-core machine)
+        wait_for(lambda: http.get("/v1/port_mirrors").json()[0]["stats"]["packets"] > 0, timeout=400, interval=0.2)
         for path in ("/v1/processes", "/v1/vfs/1", "/v1/primary/status", "/v1/port_mirrors", "/v1/cpu_layout",
                      "/v1/cpu_usage"):
             response = http.get(path)

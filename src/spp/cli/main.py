@@ -11,7 +11,8 @@
     spp completion bash
 
 ``$SPP_CTL`` (``HOST:PORT``) and ``$SPP_TOKEN`` stand in for ``-b`` and ``--token``
-(a token on the command line is visible in ``ps``).  Every command has ``--version``.
+(a token on the command line is visible in ``ps``).  Every command has ``--version``;
+``--json`` prints status commands' replies as JSON.
 
 Without ``-e``, commands come from standard input when it is not a terminal,
 else from the interactive shell.  The exit status is 1 if any command failed.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -99,7 +99,6 @@ class Session:
         self.secondary = secondary
         #: Status commands print their REST reply as JSON (``spp --json``; ``... status --json`` per command).
         self.json_output = json_output
-        self._json_now = False
         self.recording: TextIO | None = None
         self.history: list[str] = []
         self.done = False
@@ -160,10 +159,11 @@ class Session:
 
     def _run(self, line: str) -> None:
         words = line.split()
-        self._json_now = self.json_output
+        as_json = self.json_output
         if len(words) > 1 and words[-1] == "--json":
-            self._json_now = True
-            line = " ".join(words[:-1])
+            as_json, line = True, " ".join(words[:-1])
+        if as_json and self._status_json(line):
+            return
         target = split_target(line)
         if target is not None:
             if target.kind == "pri":
@@ -175,7 +175,7 @@ class Session:
         words = line.split()
         cmd, args = words[0], words[1:]
         if cmd == "status" and not args:
-            self._show(self.client.get("/processes"), lambda r: render.processes(r, self.client.server))
+            self.console.print(render.processes(self.client.get("/processes"), self.client.server))
         elif cmd in ("bye", "exit", "quit") and not args:
             self.done = True
         elif cmd == "help":
@@ -201,6 +201,23 @@ class Session:
         else:
             raise CliError(f"unknown command {line!r}; type 'help' for the list")
 
+    def _status_json(self, line: str) -> bool:
+        """Print a status command's REST reply as JSON; False if ``line`` is not a status command."""
+        target = split_target(line)
+        if target is None:
+            if line.split() != ["status"]:
+                return False
+            result = self.client.get("/processes")
+        elif target.kind == "pri" and target.words in (["status"], ["port_mirror", "list"]):
+            result = self._send(translate_primary(target.words, self.secondary_addr()))
+        elif target.kind != "pri" and target.words == ["status"] and target.client_id is not None:
+            result = self._send(translate_secondary(target.kind, target.client_id, target.words))
+        else:
+            return False
+        self.console.file.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        self.console.file.flush()
+        return True
+
     def _send(self, request: Request) -> Any:
         return self.client.request(request.method, request.path, request.body)
 
@@ -208,25 +225,17 @@ class Session:
         request = translate_primary(words, self.secondary_addr())
         result = self._send(request)
         if words == ["status"]:
-            self._show(result, render.primary)
+            self.console.print(render.primary(result))
         elif words == ["port_mirror", "list"]:
-            self._show(result, render.port_mirrors)
+            self.console.print(render.port_mirrors(result))
 
     def _secondary(self, kind: str, client_id: int, words: list[str]) -> None:
         request = translate_secondary(kind, client_id, words)
         result = self._send(request)
         if words == ["status"] and kind in ("nfv", "pcap"):
-            self._show(result, lambda r: render.patch_panel(kind, client_id, r))
+            self.console.print(render.patch_panel(kind, client_id, result))
         elif words == ["status"]:
-            self._show(result, lambda r: render.secondary(kind, client_id, r))
-
-    def _show(self, result: Any, table: Callable[[Any], Any]) -> None:
-        """Print a status reply: as JSON (``--json``), else as ``table(result)`` renders it."""
-        if self._json_now:
-            self.console.file.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
-            self.console.file.flush()
-        else:
-            self.console.print(table(result))
+            self.console.print(render.secondary(kind, client_id, result))
 
     def _server(self, args: list[str]) -> None:
         if not args:

@@ -445,15 +445,19 @@ def _has_primary(client: RestClient) -> bool:
 
 def main(argv: Sequence[str]) -> int:
     """``spp up FILE [-b HOST:PORT] [-s HOST:PORT]`` / ``spp down [FILE] [-b HOST:PORT]``."""
-    parser = argparse.ArgumentParser(prog=f"spp {argv[0]}")
+    # $SPP_CTL / $SPP_TOKEN come first, so -b / --token on the command line win (the last one counts)
+    env_args = [*(["-b", ctl] if (ctl := ops.env(ops.ENV_CTL)) else []),
+                *(["--token", token] if (token := ops.env(ops.ENV_TOKEN)) else [])]
+    argv = [argv[0], *env_args, *argv[1:]]
+    parser = argparse.ArgumentParser(prog=f"spp {argv[0]}", epilog="$SPP_CTL and $SPP_TOKEN stand in for -b and "
+                                     "--token.")
+    ops.add_version(parser)
     parser.add_argument("file", type=Path, nargs="?" if argv[0] == "down" else None,
                         help="topology YAML; a shipped example may be named alone (classify-icmp.yaml, taas.yaml, "
                         "port-mirror.yaml)")
-    parser.add_argument("-b", "--bind-addr", default=ops.env(ops.ENV_CTL) or "127.0.0.1:7777",
-                        help=f"spp-ctl REST address (default: ${ops.ENV_CTL} or 127.0.0.1:7777)")
+    parser.add_argument("-b", "--bind-addr", default="127.0.0.1:7777", help="spp-ctl REST address")
     parser.add_argument("-s", "--secondary", default=None, help="spp-ctl address for launched secondaries")
-    parser.add_argument("--token", default=ops.env(ops.ENV_TOKEN), help=f"spp-ctl's token (default: ${ops.ENV_TOKEN})")
-    ops.add_version(parser)
+    parser.add_argument("--token", default=None)
     if argv[0] == "up":
         parser.add_argument("--dry-run", action="store_true", help="print the plan against the live stack, change "
                             "nothing")

@@ -70,7 +70,6 @@ from spp import lang
 from spp.control.patch import PatchError, PatchPanel
 from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.mirror import handle_port_mirror_command
-from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.base import PortId
 from spp.ports.native import RING_ACTIVE
 from spp.ports.ring import active_rings, drain_ring
@@ -630,8 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tap", action="append", default=[], metavar="N=IFNAME",
                         help="interface name of tap:N (default spptapN; comma list; DPDK form: "
                              "--vdev net_tapN,iface=IFNAME before --)")
-    add_log_options(parser)
-    add_version(parser)
+    from spp import ops
+
+    ops.add_log_options(parser)
+    ops.add_version(parser)
     return parser
 
 
@@ -710,8 +711,10 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the primary until ``exit``, SIGTERM or SIGINT; return the exit status."""
+    from spp import ops
+
     opts = parse_options(sys.argv[1:] if argv is None else argv)
-    setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
+    ops.setup_logging(opts.log_level, opts.log_format, static={"process": "primary"})
     try:
         check_interfaces(opts.phy)
     except ValueError as exc:
@@ -744,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     primary = Primary(dp, phy=opts.phy, ctl_host=opts.server[0], lcores=opts.lcores, programs=opts.programs)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    ops.notify_ready()  # systemd (Type=notify): the data plane exists, secondaries can attach
     LOG.info(
         "stack %r: %d buffers, %d rings of %d, phy %s; spp-ctl at %s:%d",
         opts.file_prefix, dp.n_bufs, opts.layout.n_rings, opts.layout.ring_size,
@@ -751,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     watcher = watch_members(primary, stop)
     try:
-        status = serve(primary, *opts.server, stop, on_connect=notify_ready)
+        status = serve(primary, *opts.server, stop)
     finally:
         stop.set()
         watcher.join(5)

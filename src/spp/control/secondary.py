@@ -168,7 +168,6 @@ class SecondaryClient:
                 self.stop.wait(delay)
                 continue
             log.info("connected to spp-ctl at %s:%d", self.host, self.port)
-            notify_ready()
             backoff.connected()
             try:
                 sock.settimeout(None)
@@ -187,6 +186,7 @@ class SecondaryClient:
 
     def _serve(self, sock: socket.socket) -> bool:
         """Answer commands on ``sock``; True once ``exit`` was answered."""
+        notify_ready()  # systemd (Type=notify): connected to spp-ctl
         while not self.stop.is_set():
             ready, _, _ = select.select([sock], [], [], 0.2)
             if not ready:

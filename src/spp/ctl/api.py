@@ -97,12 +97,11 @@ class _RequestGuard:
         self.token = token.encode() if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_public(scope["path"]):  # the API's pages and description: no token
             await self.app(scope, receive, send)
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        if (self.token is not None and not is_public(scope["path"]) and not self._authorized(headers)
-                and not self._page_token(scope)):
+        if self.token is not None and not self._authorized(headers) and not self._page_token(scope):
             LOG.warning("%s %s: refused, bad or missing token", scope["method"], scope["path"])
             response = PlainTextResponse(
                 "unauthorized: missing or invalid 'Authorization: Bearer' token"
@@ -115,7 +114,7 @@ class _RequestGuard:
         if scope["method"] in ("POST", "PUT", "PATCH"):
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
-            scope["headers"] = headers  # in place: outer middleware (metrics) reads the route from it
+            scope = dict(scope, headers=headers)
         length = dict(headers).get(b"content-length", b"0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             await _too_large(scope, receive, send)

@@ -6,7 +6,8 @@
 * ``openapi.json`` is FastAPI's document corrected: the 200 reply of each JSON route
   gets its model from :data:`spp.ctl.schemas.ROUTE_MODELS`; FastAPI's 422 JSON
   validation error (spp-ctl never sends one) is replaced by the text/plain errors of
-  :mod:`spp.ctl.api` each route can give: 400, 401 (with ``--token``), 404, 502, 503, 500.
+  :mod:`spp.ctl.api` each route can give: 400, 401 (with ``--token``), 404, 413 (a
+  body over the limit), 502, 503, 500.
 * The pages and the document are readable without the token (they describe the
   API, not the stack); with ``--token``, Swagger UI's *Authorize* button takes it.
 """
@@ -58,6 +59,7 @@ ERRORS: Final[dict[str, dict[str, Any]]] = {
                  "bad reply from process: vf 1: status reply has no 'info' object"),
     "503": _text("The process did not answer in time, or its connection went away.",
                  "process unavailable: vf 1: no reply within 5 s; connection dropped"),
+    "413": _text("The request body is over spp-ctl's limit (1 MiB).", "request body too large: at most 1048576 bytes"),
     "500": _text("A bug in spp-ctl (details in its log).", "internal error (see spp-ctl log)"),
 }
 
@@ -84,6 +86,8 @@ def build_openapi(app: FastAPI, *, token: bool) -> dict[str, Any]:
             local = bool(set(op.get("tags", ())) & LOCAL_TAGS)
             if op.get("parameters") or op.get("requestBody") or not local:
                 codes.append("400")
+            if op.get("requestBody"):
+                codes.append("413")
             if not local:
                 codes += ["404", "502", "503"]
             for code in sorted(codes):

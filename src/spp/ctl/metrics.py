@@ -16,7 +16,7 @@ spp-ctl's own REST requests are counted in ``spp_ctl_http_requests_total``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spp.ctl import commands
@@ -337,9 +338,11 @@ class MetricsState:
 class RequestCounter:
     """ASGI middleware counting every HTTP request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp, state: MetricsState) -> None:
+    def __init__(self, app: ASGIApp, state: MetricsState, routes_of: FastAPI) -> None:
         self.app = app
         self.state = state
+        self.routes_of = routes_of
+        self._templates: list[tuple[re.Pattern[str], str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -358,21 +361,31 @@ class RequestCounter:
             method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded, even before the token
             self.state.requests.labels(method, self._route(scope), str(status[0])).inc()
 
-    @staticmethod
-    def _route(scope: Scope) -> str:
-        """The route's path template (``/v1/vfs/{client_id}``), or ``unmatched``."""
-        route = scope.get("route")
-        template = getattr(route, "path", None)
-        if not isinstance(template, str):
-            return "unmatched"
-        # an included router's route knows its path without the prefix: put the prefix back
-        params = scope.get("path_params") or {}
+    def _route(self, scope: Scope) -> str:
+        """The path template of the route serving ``scope`` (``/v1/vfs/{client_id}``), or ``unmatched``."""
+        if self._templates is None:
+            self._templates = _templates(self.routes_of)
         path = str(scope.get("path", ""))
-        with contextlib.suppress(KeyError, IndexError, ValueError):
-            rendered = template.format(**params)
-            if path.endswith(rendered):
-                return path[: len(path) - len(rendered)] + template
-        return template
+        for pattern, template in self._templates:
+            if pattern.fullmatch(path):
+                return template
+        return "unmatched"
+
+
+def _templates(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
+    """Every path template of ``app`` (the documented ones, the pages, mounts as prefixes)."""
+    paths = list(app.openapi().get("paths", {}))
+    extra: list[tuple[re.Pattern[str], str]] = []
+    for route in app.routes:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str) or not path or path in paths:
+            continue
+        if isinstance(route, Mount):
+            extra.append((re.compile(re.escape(path) + "/.*"), path + "/*"))
+        else:
+            paths.append(path)
+    out = [(re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(p))), p) for p in paths]
+    return out + extra
 
 
 SCRAPE_TIMEOUT_HEADER: Final = "X-Prometheus-Scrape-Timeout-Seconds"
@@ -403,4 +416,4 @@ def install(app: FastAPI) -> None:
         snap = await state.snapshot(controller, _scrape_budget(request.headers.get(SCRAPE_TIMEOUT_HEADER)))
         return Response(state.render(snap), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
-    app.add_middleware(RequestCounter, state=state)
+    app.add_middleware(RequestCounter, state=state, routes_of=app)
