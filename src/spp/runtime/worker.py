@@ -34,8 +34,9 @@ from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.mirror.engine import PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
-from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_VHOST
 from spp.ports.null import NullPort
+from spp.ports.phy import PH_COLS
 from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import (
@@ -150,8 +151,18 @@ class _NativePlan:
         vrows: list[tuple[int, int, int, int, int]] = []
         vregs: list[np.ndarray] = []
 
-        def native(port: Port) -> tuple[int, int]:
+        self.phy_ports: list[Port] = []
+        phy_dirs: list[list[bool]] = []
+
+        def native(port: Port, rx: bool = False) -> tuple[int, int]:
             kind, arg = port.native()
+            if kind == KIND_PHY:
+                if port not in self.phy_ports:
+                    self.phy_ports.append(port)
+                    phy_dirs.append([False, False])
+                p = self.phy_ports.index(port)
+                phy_dirs[p][0 if rx else 1] = True
+                return kind, p
             if kind != KIND_VHOST:
                 return kind, arg
             if port not in self.vhost_ports:
@@ -163,7 +174,7 @@ class _NativePlan:
 
         for i, c in enumerate(comps):
             for j, a in enumerate(c.rx):
-                self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port)
+                self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port, rx=True)
                 self.rx_slot[i, j] = a.port.slot
                 if isinstance(a.port, NullPort) and a.port.templates is not None:
                     self.rx_tmpl[i, j] = sum(len(r) for r in rows)
@@ -182,8 +193,16 @@ class _NativePlan:
         tx_native = [native(a.port) for a in txs]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
         self.tx_arg = np.array([a for _, a in tx_native], np.int64)
-        # vhost rows, then their region tables (padded to VH_COLS columns) in the same array
-        self.vh = np.zeros((max(len(vrows) + sum(len(r) for r in vregs), 1), VH_COLS), np.int64)
+        # vhost rows, then their region tables (padded to VH_COLS columns), then the phy
+        # ports' rows (each port's rings by address, opened for the directions the plan uses)
+        nreg = sum(len(r) for r in vregs)
+        phy_at = len(vrows) + nreg
+        self.vh = np.zeros((max(phy_at + len(self.phy_ports), 1), VH_COLS), np.int64)
+        for k, port in enumerate(self.phy_ports):
+            self.vh[phy_at + k, :PH_COLS] = port.native_view(*phy_dirs[k])  # type: ignore[attr-defined]
+        for arr in (self.rx_arg, self.tx_arg):
+            kinds = self.rx_kind if arr is self.rx_arg else self.tx_kind
+            arr[kinds == KIND_PHY] += phy_at
         reg_at = len(vrows)
         for k, row in enumerate(vrows):
             self.vh[k] = row
@@ -269,6 +288,8 @@ class _NativePlan:
                 for col in np.flatnonzero(acc[k, :MA_TXP]):  # the rest is the destination's, already added
                     stat_add(row, int(col), int(acc[k, col]))
                 acc[k, :MA_TXP] = 0
+        for port in self.phy_ports:
+            port.after_native()  # type: ignore[attr-defined]
         if self.flags[F_VHOST]:
             self.flags[F_VHOST] = 0
             for port in self.vhost_ports:
