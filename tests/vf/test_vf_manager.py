@@ -133,7 +133,7 @@ def test_status_shape(dp: Dataplane) -> None:
         assert reply["results"] == [{"result": "success"}]
         info = reply["info"]
         assert list(info) == ["client-id", "phy", "vhost", "ring", "nullpmd", "master-lcore", "core",
-                              "classifier_table"]
+                              "classifier_table", "workers"]
         assert info["client-id"] == 7
         assert (info["phy"], info["vhost"], info["ring"], info["nullpmd"]) == ([], [], ["0", "1", "2"], ["0"])
         assert info["master-lcore"] == 2
@@ -157,7 +157,7 @@ def test_status_shape(dp: Dataplane) -> None:
 def test_empty_status_and_mirror_status(dp: Dataplane) -> None:
     m = Manager(dp, cores=[0, 1], pin=False)
     assert m.status() == {"client-id": 1, "phy": [], "vhost": [], "ring": [], "master-lcore": 0,
-                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": []}
+                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": [], "workers": []}
     m.exit()
     assert "is exiting" in err(m, "component start a 1 forward")
     mm = Manager(dp, process="mirror", client_id=2, cores=[0, 1], pin=False)

@@ -237,6 +237,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
     }
     if kind == "vf":
         status["classifier_table"] = _list(info, "classifier_table", kind, client_id)
+    if "workers" in info:  # spp's addition: per worker, compiled data path or Python (and why)
+        status["workers"] = _list(info, "workers", kind, client_id)
     return status
 
 

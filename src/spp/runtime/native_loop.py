@@ -50,8 +50,9 @@ from numba import njit
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
 from spp.mirror.engine import STAT_COLS
 from spp.mirror.filters import N_PARAMS, select_frames
-from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
+from spp.ports.tap import TP_COLS, tap_rx_at, tap_tx_at
 from spp.ports.vhost_port import RXQ, TXQ
 from spp.ports.vhost_ring import Q_BROKEN, Q_CALL, Q_COLS, Q_HDR, Q_MRG, Q_READY, guest_to_pool, pool_to_guest
 from spp.runtime import ringcore
@@ -87,7 +88,7 @@ N_FLAGS = 4
 #: count of its region table (stored in ``vh`` itself, after the ports' rows).
 VH_MEM, VH_SIZE, VH_STATE, VH_REG0, VH_NREG = range(5)
 VH_COLS = 5
-assert PH_COLS <= VH_COLS  # phy rows live in the same table
+assert PH_COLS <= VH_COLS and TP_COLS <= VH_COLS  # phy and tap rows live in the same table
 _QROW = 8 * Q_COLS
 _LINK_DOWN = REASON["link_down"]
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
@@ -291,12 +292,15 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
         return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
-    if tx_kind[t] == KIND_VHOST or tx_kind[t] == KIND_PHY:
+    if tx_kind[t] >= KIND_VHOST:  # the driver's kernel counts its own tx
         if tx_kind[t] == KIND_VHOST:
             k = _vhost_tx(vh, tx_arg[t], pctrl, pslots, refcnt, meta, data, header, stats, tx_slot[t], txbuf[t], n,
                           flags)
-        else:  # msel is free again once the mirrors ran: the kernel's scratch
+        elif tx_kind[t] == KIND_PHY:  # msel is free again once the mirrors ran: the kernel's scratch
             k = phy_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
+                          msel)
+        else:
+            k = tap_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
                           msel)
         if k < 0:  # the guest's receive queue is not running, the interface is not up
             stat_add(stats[tx_slot[t]], _LINK_DOWN, n)
@@ -512,6 +516,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         rxp[c, r] += k
                 elif kind == KIND_PHY and room > 0:  # counts its own rx, as its rx_burst does
                     k = phy_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
+                                  dst[cnt : cnt + room], room)
+                elif kind == KIND_TAP and room > 0:
+                    k = tap_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
                                   dst[cnt : cnt + room], room)
                 elif kind == KIND_VHOST and room > 0:
                     k = _vhost_rx(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],

@@ -34,9 +34,10 @@ from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.mirror.engine import PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
-from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.null import NullPort
 from spp.ports.phy import PH_COLS
+from spp.ports.tap import TP_COLS
 from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import (
@@ -152,10 +153,15 @@ class _NativePlan:
         vregs: list[np.ndarray] = []
 
         self.phy_ports: list[Port] = []
+        self.tap_ports: list[Port] = []
         phy_dirs: list[list[bool]] = []
 
         def native(port: Port, rx: bool = False) -> tuple[int, int]:
             kind, arg = port.native()
+            if kind == KIND_TAP:
+                if port not in self.tap_ports:
+                    self.tap_ports.append(port)
+                return kind, self.tap_ports.index(port)
             if kind == KIND_PHY:
                 if port not in self.phy_ports:
                     self.phy_ports.append(port)
@@ -197,12 +203,15 @@ class _NativePlan:
         # ports' rows (each port's rings by address, opened for the directions the plan uses)
         nreg = sum(len(r) for r in vregs)
         phy_at = len(vrows) + nreg
-        self.vh = np.zeros((max(phy_at + len(self.phy_ports), 1), VH_COLS), np.int64)
+        tap_at = phy_at + len(self.phy_ports)
+        self.vh = np.zeros((max(tap_at + len(self.tap_ports), 1), VH_COLS), np.int64)
         for k, port in enumerate(self.phy_ports):
             self.vh[phy_at + k, :PH_COLS] = port.native_view(*phy_dirs[k])  # type: ignore[attr-defined]
-        for arr in (self.rx_arg, self.tx_arg):
-            kinds = self.rx_kind if arr is self.rx_arg else self.tx_kind
+        for k, port in enumerate(self.tap_ports):
+            self.vh[tap_at + k, :TP_COLS] = port.native_view()  # type: ignore[attr-defined]
+        for arr, kinds in ((self.rx_arg, self.rx_kind), (self.tx_arg, self.tx_kind)):
             arr[kinds == KIND_PHY] += phy_at
+            arr[kinds == KIND_TAP] += tap_at
         reg_at = len(vrows)
         for k, row in enumerate(vrows):
             self.vh[k] = row
@@ -306,6 +315,11 @@ class _NativePlan:
 
     @staticmethod
     def eligible(plan: WorkerPlan) -> bool:
+        return _NativePlan.why_not(plan) is None
+
+    @staticmethod
+    def why_not(plan: WorkerPlan) -> str | None:
+        """Why the compiled loop cannot run ``plan`` (None: it can)."""
         from spp.components.classifier import Classifier
 
         for c in plan.components:
@@ -313,15 +327,18 @@ class _NativePlan:
                 continue
             comp = c.component
             if not (comp.native_mode or type(comp) is Classifier):
-                return False
+                return f"component {comp.name} ({type(comp).__name__.lower()}) has no compiled kernel"
             if comp.native_mode and len(c.tx) != 1:
-                return False
+                return f"component {comp.name} has {len(c.tx)} tx ports (the compiled forward takes one)"
             for a in (*c.rx, *c.tx):
-                if a.port.native()[0] == 0 or a.vlan.code != OP_NONE:
-                    return False
+                if a.port.native()[0] == 0:
+                    return f"port {a.port.id} has no compiled driver"
+                if a.vlan.code != OP_NONE:
+                    return f"port {a.port.id} of {comp.name} has a VLAN operation"
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
-                    return False
-        return True
+                    return f"port {a.port.id} has a callback the compiled loop cannot run (deep/snaplen/filtered " \
+                           f"mirror, or a mirror to a port other than ring/nullpmd)"
+        return None
 
 
 def _row_of(table: np.ndarray, row: np.ndarray) -> int:
@@ -383,6 +400,7 @@ class Worker:
         self._txbufs: dict[tuple[int, int], _TxBuffer] = {}
         self._scratch = np.empty(BURST, np.int32)
         self._native: _NativePlan | None = None
+        self._why_python: str | None = None
         self.error: BaseException | None = None
         self.loops = 0
 
@@ -398,6 +416,13 @@ class Worker:
     @property
     def plan(self) -> WorkerPlan:
         return self._plan
+
+    @property
+    def path(self) -> tuple[str, str | None]:
+        """``("native", None)`` while the compiled loop runs the plan, else ``("python", why)``."""
+        if self._native is not None or not self._plan.components:
+            return ("native", None)
+        return ("python", self._why_python or "the plan changed; not adopted yet")
 
     def publish(self, plan: WorkerPlan, *, wait: bool = True, timeout: float = 5.0) -> None:
         """Hand ``plan`` to the worker; with ``wait``, return once it runs it."""
@@ -433,7 +458,9 @@ class Worker:
         for buf in self._txbufs.values():  # attachments that went away: send what they hold
             self._flush(buf)
         self._txbufs = keep
-        self._native = _NativePlan(plan) if plan.components and _NativePlan.eligible(plan) else None
+        why = _NativePlan.why_not(plan) if plan.components else None
+        self._native = _NativePlan(plan) if plan.components and why is None else None
+        self._why_python = why
         self._adopted = plan.generation
 
     def _run(self) -> None:
