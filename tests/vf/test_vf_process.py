@@ -173,7 +173,8 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
         r = api.get("/v1/vfs/1")
         assert r.status_code == 200
         st = r.json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table", "workers"]
+        assert all(w["native"] for w in st["workers"]), st["workers"]  # every worker on the compiled path
         assert st["client-id"] == 1
         assert st["ports"] == ["ring:0", "ring:1", "ring:2", "ring:3", "ring:8", "ring:9"]
         assert st["master-lcore"] == 2

@@ -48,7 +48,9 @@ import numpy as np
 from numba import njit
 
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
-from spp.mirror.engine import STAT_COLS
+from spp.components.mirror import mirror_duplicate
+from spp.components.vlan import OP_NONE, apply_vlan, unshare
+from spp.mirror.engine import STAT_COLS, mirror_tap
 from spp.mirror.filters import N_PARAMS, select_frames
 from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
@@ -59,7 +61,7 @@ from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM
 from spp.runtime.rawmem import raw_array
-from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.runtime.stats import ERRORS, N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 #: The local cache is trimmed back to ``LC_KEEP`` buffers when it grows past ``LC_CAP``.
 LC_CAP = 512
@@ -71,6 +73,9 @@ _NO_NRT: dict[str, Any] = {"_nrt": False}
 #: Component types of the compiled loop.
 CT_FORWARD = 0
 CT_CLASSIFIER = 1
+#: spp_mirror's ``mirror`` component: ``tab_off[c]`` is the address of its copy-mode word (1: deep).
+CT_MIRROR = 2
+_MIRROR_NOMBUF = REASON["mirror_nombuf"]
 _RUNT = REASON["runt"]
 _MIRROR_FULL = REASON["mirror_full"]
 #: Columns of a port mirror's row in ``minfo``: copy mode deep (0/1), snaplen, source
@@ -95,6 +100,11 @@ _LINK_DOWN = REASON["link_down"]
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
 MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
 _NO_ROUTE = REASON["no_route"]
+_NOMBUF = REASON["nombuf"]
+#: Columns of a tx row's ``tx_info``: its port mirrors (first in ``mlist``, count), its VLAN
+#: operation (code of :mod:`spp.components.vlan`) and TCI.
+TI_MOFF, TI_MN, TI_VOP, TI_TCI = range(4)
+TI_COLS = 4
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -158,9 +168,9 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
 
     ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
 
-    Shallow copies only (deep copies need the numba runtime, which this loop is compiled
-    without: such mirrors keep the Python path).  Same outcome as
-    :func:`spp.mirror.engine.mirror_tap`:
+    Deep (and snaplen'd) mirrors run :func:`spp.mirror.engine.mirror_tap` itself (fresh
+    pool buffers, ``msel`` split in two for its scratch; its counts go to ``macc[m]`` and
+    straight to the destination's row).  Shallow ones have the same outcome as ``mirror_tap``:
     the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
     row after the call), the destination's tx packets/bytes and ``mirror_full`` to
     ``macc[m, MA_TXP/MA_TXB/MA_FULL]`` (added to the shared counters by :func:`_settle`).
@@ -169,10 +179,16 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
     a null destination would take a reference and drop it at once while the caller
     still holds one: only the counts change, so only they are updated.
     """
+    half = msel.shape[0] >> 1
     for q in range(first, first + count):
         m = mlist[q]
         a = minfo[m, MI_DARG]
         dkind = minfo[m, MI_DKIND]
+        if minfo[m, MI_DEEP]:  # copies into fresh pool buffers: the Python path's own kernel
+            mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mvlan[m], False, mparams[m],
+                       mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel[:half], msel[half:], macc[m],
+                       dkind, ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
+            continue
         if mparams[m, 0] == 0:
             k = n
             if dkind == KIND_NULL:  # every frame, counted only: no need for the id list
@@ -269,11 +285,24 @@ def _vhost_tx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, ref
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _vlan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
+          header: np.ndarray, row: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int, one: np.ndarray) -> int:
+    """A port's VLAN operation on ``ids[:n]``, as the Python worker does it: shared buffers get
+    private copies first (frames left without one: ``nombuf`` on the port, ``row``), frames the
+    operation cannot edit count an error; returns how many frames are kept (``ids[:m]``)."""
+    m: int = unshare(pctrl, pslots, refcnt, meta, data, header, ids, n, one)
+    stat_add(row, _NOMBUF, n - m)
+    bad: int = apply_vlan(data, meta, ids, m, op, tci)
+    stat_add(row, ERRORS, bad)
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
            txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
-           data: np.ndarray, stats: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray,
+           data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
            minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray,
            msel: np.ndarray, vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
     """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill.
@@ -285,8 +314,13 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     if n == 0:
         return ln
     txcnt[t] = 0
-    if tx_mn[t]:
-        _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
+    if tx_info[t, TI_VOP] != OP_NONE:  # before the mirrors, as a port's tx_burst sees the edited frames
+        n = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[tx_slot[t]], txbuf[t], n, tx_info[t, TI_VOP],
+                  tx_info[t, TI_TCI], msel)
+        if n == 0:
+            return ln
+    if tx_info[t, TI_MN]:
+        _mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
                  pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
@@ -441,9 +475,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
               lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
-              tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
+              tx_info: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
               mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray,
-              msel: np.ndarray) -> int:
+              msel: np.ndarray, rx_vlan: np.ndarray, mout: np.ndarray, mdst: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -527,13 +561,33 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
                              k * rx_arg[c, r] if kind == KIND_NULL else -1)
+                if k and rx_vlan[c, r, 0] != OP_NONE:  # after the port's mirrors, as after its rx_burst
+                    got += k
+                    k = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[rx_slot[c, r]], dst[cnt : cnt + k], k,
+                              rx_vlan[c, r, 0], rx_vlan[c, r, 1], msel)
+                    got -= k
                 got += k
                 if fwd:
                     txcnt[t0] = cnt + k
                     if cnt + k >= burst:
                         ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
                                     tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                    continue
+                if ctype[c] == CT_MIRROR:  # originals to tx 0, duplicates to tx 1 (deep: fresh pool buffers)
+                    if k:
+                        deep = raw_array(tab_off[c], 1, np.int64)[0] != 0
+                        m2 = mirror_duplicate(data, meta, refcnt, pctrl, pslots, rxs, k, deep, mout, mdst)
+                        if m2 < 2 * k:
+                            cdrops_acc[c, _MIRROR_NOMBUF] += 2 * k - m2
+                        for i in range(m2):
+                            t = t0 + mdst[i]
+                            txbuf[t, txcnt[t]] = mout[i]
+                            txcnt[t] += 1
+                            if txcnt[t] >= burst:
+                                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
+                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     continue
                 o = tab_off[c]
                 for i in range(k):
@@ -546,7 +600,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         if txcnt[t] >= burst:
                             ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
                                         tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     elif code == 1:
                         if y - x > 1:
                             atomic_add(refcnt, b, y - x - 1)
@@ -557,7 +611,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                             if txcnt[t] >= burst:
                                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
                                             tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
                     else:
                         cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
                         ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
@@ -566,7 +620,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
             for t in range(ntx):
                 ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                             txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
@@ -577,7 +631,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
     for t in range(ntx):
         ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
                     txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total
@@ -591,7 +645,7 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     tmpl: np.ndarray, tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
                     tx_slot: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
-                    tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray,
+                    tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_info: np.ndarray, rx_vlan: np.ndarray,
                     mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
                     macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
@@ -605,7 +659,8 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     its drops (``runt``, ``no_route``) are added to ``cdrops[c]``.  ``txbuf[t, :txcnt[t]]``
     holds tx row ``t``'s unsent frames.  Port mirrors (built-in filters or none, ring or
     null destination) run on received bursts of rx row ``(c, r)`` (``mlist[rx_moff[c, r]:
-    +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_moff``/``tx_mn``);
+    +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_info[t]``: ``TI_*`` columns,
+    also the VLAN operation of the tx row; ``rx_vlan[c, r]`` is an rx row's: operation code and TCI);
     mirror ``m`` is ``minfo[m]`` (``MI_*`` columns), ``mparams[m]``/``mvlan[m]`` its
     filters, and its statistics are added to its row ``minfo[m, MI_SROW]`` of ``mtab``
     (or left in ``macc[m]`` when that is -1).  ``flags`` (``F_*`` words) tell the
@@ -628,12 +683,14 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     cdrops_acc = np.zeros(cdrops.shape, np.int64)
     lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1] + burst, np.int32)
     rxs = np.empty(max(burst, 1), np.int32)
-    msel = np.empty(txbuf.shape[1] + burst, np.int32)
+    msel = np.empty(2 * (txbuf.shape[1] + burst), np.int32)
+    mout = np.empty(2 * max(burst, 1), np.int32)
+    mdst = np.empty(2 * max(burst, 1), np.int64)
     total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
                            rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
                            tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
-                           txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_moff, tx_mn, mlist, minfo, mparams,
-                           mvlan, macc, mtab, flags, vh, msel)
+                           txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_info, mlist, minfo, mparams,
+                           mvlan, macc, mtab, flags, vh, msel, rx_vlan, mout, mdst)
     return total
 
 
@@ -659,7 +716,7 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
                                np.arange(n + 1, dtype=np.int64), tx_kind, tx_arg, tx_slot, _NO_TABS,
                                np.zeros(n, np.int64), np.zeros((n, N_FIELDS), np.int64), txbuf, txcnt, iters,
                                burst, ring_full, tx_full, np.zeros(shape, np.int64), np.zeros(shape, np.int64),
-                               np.zeros(tx_kind.shape[0], np.int64), np.zeros(tx_kind.shape[0], np.int64),
+                               np.zeros((tx_kind.shape[0], TI_COLS), np.int64), np.zeros((*shape, 2), np.int64),
                                _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
                                np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64),
                                np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64),

@@ -43,11 +43,17 @@ from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import (
     CT_CLASSIFIER,
     CT_FORWARD,
+    CT_MIRROR,
     F_CDROPS,
     F_VHOST,
     MA_TXP,
     MI_COLS,
     N_FLAGS,
+    TI_COLS,
+    TI_MN,
+    TI_MOFF,
+    TI_TCI,
+    TI_VOP,
     VH_COLS,
     VH_REG0,
     native_run_plan,
@@ -99,8 +105,9 @@ class _TxBuffer:
 def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
 
-    It can when every callback is a shallow :class:`PortMirror` without a Python filter
-    or lock whose destination is an open ring or null port without callbacks.
+    It can when every callback is a :class:`PortMirror` (shallow, deep or snaplen'd)
+    without a Python filter or lock whose destination is an open ring or null port
+    without callbacks.
     """
     out: list[PortMirror] = []
     for cb in cbs:
@@ -108,7 +115,7 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
         if not isinstance(pm, PortMirror) or getattr(cb, "__func__", None) is not PortMirror._callback:
             return None
         d = pm.destination
-        if pm.filter is not None or pm.lock is not None or pm.deep or d.closed or d.has_callbacks:
+        if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
             return None
         if d.native()[0] not in (KIND_NULL, KIND_RING):
             return None
@@ -127,12 +134,14 @@ class _NativePlan:
 
     def __init__(self, plan: WorkerPlan) -> None:
         from spp.components.classifier import Classifier
+        from spp.components.mirror import Mirror
 
         comps = [c for c in plan.components if c.ready]
         n = len(comps)
         max_rx = max((len(c.rx) for c in comps), default=1) or 1
         self.comps = comps
-        self.ctype = np.array([CT_CLASSIFIER if isinstance(c.component, Classifier) else CT_FORWARD
+        self.ctype = np.array([CT_CLASSIFIER if isinstance(c.component, Classifier)
+                               else CT_MIRROR if isinstance(c.component, Mirror) else CT_FORWARD
                                for c in comps], np.int64)
         self.n_rx = np.array([len(c.rx) for c in comps], np.int64)
         self.rx_kind = np.zeros((n, max_rx), np.int64)
@@ -141,6 +150,7 @@ class _NativePlan:
         self.rx_tmpl = np.zeros((n, max_rx), np.int64)
         self.rx_ntmpl = np.zeros((n, max_rx), np.int64)
         self.rx_cur = np.zeros((n, max_rx), np.int64)
+        self.rx_vlan = np.zeros((n, max_rx, 2), np.int64)
         self.tx_off = np.zeros(n + 1, np.int64)
         rows: list[np.ndarray] = []
         self.template_ports: list[tuple[NullPort, int, int]] = []
@@ -182,6 +192,7 @@ class _NativePlan:
             for j, a in enumerate(c.rx):
                 self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port, rx=True)
                 self.rx_slot[i, j] = a.port.slot
+                self.rx_vlan[i, j] = a.vlan.code, a.vlan.tci
                 if isinstance(a.port, NullPort) and a.port.templates is not None:
                     self.rx_tmpl[i, j] = sum(len(r) for r in rows)
                     self.rx_ntmpl[i, j] = len(a.port.templates)
@@ -195,6 +206,8 @@ class _NativePlan:
                 self.tab_off[i] = at
                 tabs.append(comp.table.packed)
                 at += len(comp.table.packed)
+            elif isinstance(comp, Mirror):  # its copy mode, read live (a mode change is not a plan change)
+                self.tab_off[i] = comp.mode_word.__array_interface__["data"][0]
         txs = [a for c in comps for a in c.tx]
         tx_native = [native(a.port) for a in txs]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
@@ -240,8 +253,7 @@ class _NativePlan:
         max_rx = self.rx_kind.shape[1]
         self.rx_moff = np.zeros((n, max_rx), np.int64)
         self.rx_mn = np.zeros((n, max_rx), np.int64)
-        self.tx_moff = np.zeros(len(txs), np.int64)
-        self.tx_mn = np.zeros(len(txs), np.int64)
+        self.tx_info = np.zeros((len(txs), TI_COLS), np.int64)
         index: dict[int, int] = {}
         self.mirrors: list[PortMirror] = []
         flat: list[int] = []
@@ -260,7 +272,8 @@ class _NativePlan:
             for j, a in enumerate(c.rx):
                 self.rx_moff[i, j], self.rx_mn[i, j] = add(native_mirrors(a.port._rx_cbs))
         for t, a in enumerate(txs):
-            self.tx_moff[t], self.tx_mn[t] = add(native_mirrors(a.port._tx_cbs))
+            self.tx_info[t, TI_MOFF], self.tx_info[t, TI_MN] = add(native_mirrors(a.port._tx_cbs))
+            self.tx_info[t, TI_VOP], self.tx_info[t, TI_TCI] = a.vlan.code, a.vlan.tci
         m = max(len(self.mirrors), 1)
         self.mlist = np.array(flat or [0], np.int64)
         self.minfo = np.zeros((m, MI_COLS), np.int64)
@@ -321,20 +334,19 @@ class _NativePlan:
     def why_not(plan: WorkerPlan) -> str | None:
         """Why the compiled loop cannot run ``plan`` (None: it can)."""
         from spp.components.classifier import Classifier
+        from spp.components.mirror import Mirror
 
         for c in plan.components:
             if not c.ready:
                 continue
             comp = c.component
-            if not (comp.native_mode or type(comp) is Classifier):
+            if not (comp.native_mode or type(comp) in (Classifier, Mirror)):
                 return f"component {comp.name} ({type(comp).__name__.lower()}) has no compiled kernel"
             if comp.native_mode and len(c.tx) != 1:
                 return f"component {comp.name} has {len(c.tx)} tx ports (the compiled forward takes one)"
             for a in (*c.rx, *c.tx):
                 if a.port.native()[0] == 0:
                     return f"port {a.port.id} has no compiled driver"
-                if a.vlan.code != OP_NONE:
-                    return f"port {a.port.id} of {comp.name} has a VLAN operation"
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
                     return f"port {a.port.id} has a callback the compiled loop cannot run (deep/snaplen/filtered " \
                            f"mirror, or a mirror to a port other than ring/nullpmd)"
@@ -399,6 +411,7 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name=f"spp-worker-{core}", daemon=True)
         self._txbufs: dict[tuple[int, int], _TxBuffer] = {}
         self._scratch = np.empty(BURST, np.int32)
+        self._one = np.empty(1, np.int32)
         self._native: _NativePlan | None = None
         self._why_python: str | None = None
         self.error: BaseException | None = None
@@ -503,7 +516,7 @@ class Worker:
                                   npn.rx_arg, npn.rx_slot, npn.rx_tmpl, npn.rx_ntmpl, npn.rx_cur, npn.tmpl,
                                   npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
                                   npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
-                                  REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_moff, npn.tx_mn, npn.mlist,
+                                  REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_info, npn.rx_vlan, npn.mlist,
                                   npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags, npn.vh))
         npn.settle()
         return got
@@ -568,7 +581,7 @@ class Worker:
         counted as ``nombuf`` on ``port``.
         """
         dp = self.dp
-        m = int(unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, ids, n))
+        m = int(unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, ids, n, self._one))
         if m < n:
             port.count_drop("nombuf", n - m)
         return m
