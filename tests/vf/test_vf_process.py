@@ -239,8 +239,9 @@ def test_mirror_process(world: tuple[Dataplane, CtlProc]) -> None:
         for port, d in (("ring:0", "rx"), ("ring:4", "tx"), ("ring:5", "tx")):
             ok(api, "PUT", "/v1/mirrors/1/components/mir/ports", {"action": "attach", "port": port, "dir": d})
         st = api.get("/v1/mirrors/1").json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "workers"]
         assert st["ports"] == ["ring:0", "ring:4", "ring:5"]
+        assert st["workers"] == [{"core": 2, "native": True, "python_why": None}]  # deep mirror: compiled
         (mir,) = st["components"]
         assert (mir["core"], mir["name"], mir["type"]) == (2, "mir", "mirror")
         assert [p["port"] for p in mir["tx_port"]] == ["ring:4", "ring:5"]
