@@ -354,6 +354,22 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     return ln
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _flush_rows(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, header: np.ndarray,
+                ring_ctrl: np.ndarray, ring_slots: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
+                txbuf: np.ndarray, txcnt: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
+                lc: np.ndarray, ln: int, data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
+                minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray, msel: np.ndarray,
+                vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
+    """:func:`_flush` every tx row (an idle pass, the end of a call): a call, not inlined, so the
+    loop's body holds one copy of ``_flush`` instead of three."""
+    for t in range(tx_kind.shape[0]):
+        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf, txcnt,
+                    txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags,
+                    tx_slot)
+    return ln
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.ndarray, rx_slot: np.ndarray,
             tx_kind: np.ndarray, tx_slot: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
@@ -485,7 +501,6 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
     round trip, and the helpers are inlined into one loop.
     """
     ncomp = n_rx.shape[0]
-    ntx = tx_kind.shape[0]
     cap = txbuf.shape[1]
     burst = min(burst, cap, rxs.shape[0])
     ln = 0
@@ -502,9 +517,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     cnt = txcnt[t0]
                     room = min(cap - cnt, burst)
                     dst = txbuf[t0]
-                else:
+                else:  # each of its rows holds < burst and gains at most one frame per received frame
                     cnt = 0
-                    room = burst
+                    room = min(burst, cap - burst + 1)
                     dst = rxs
                 kind = rx_kind[c, r]
                 k = 0
@@ -569,12 +584,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 got += k
                 if fwd:
                     txcnt[t0] = cnt + k
-                    if cnt + k >= burst:
-                        ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                    tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    continue
-                if ctype[c] == CT_MIRROR:  # originals to tx 0, duplicates to tx 1 (deep: fresh pool buffers)
+                elif ctype[c] == CT_MIRROR:  # originals to tx 0, duplicates to tx 1 (deep: fresh pool buffers)
                     if k:
                         deep = raw_array(tab_off[c], 1, np.int64)[0] != 0
                         m2 = mirror_duplicate(data, meta, refcnt, pctrl, pslots, rxs, k, deep, mout, mdst)
@@ -584,43 +594,38 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                             t = t0 + mdst[i]
                             txbuf[t, txcnt[t]] = mout[i]
                             txcnt[t] += 1
-                            if txcnt[t] >= burst:
-                                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
-                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    continue
-                o = tab_off[c]
-                for i in range(k):
-                    b = rxs[i]
-                    code, x, y = _classify_one(data, meta, tabs, o, b)
-                    if code == 0:
-                        t = t0 + x
-                        txbuf[t, txcnt[t]] = b
-                        txcnt[t] += 1
-                        if txcnt[t] >= burst:
-                            ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                        tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    elif code == 1:
-                        if y - x > 1:
-                            atomic_add(refcnt, b, y - x - 1)
-                        for j in range(x, y):
-                            t = t0 + tabs[j]
+                else:
+                    o = tab_off[c]
+                    for i in range(k):
+                        b = rxs[i]
+                        code, x, y = _classify_one(data, meta, tabs, o, b)
+                        if code == 0:
+                            t = t0 + x
                             txbuf[t, txcnt[t]] = b
                             txcnt[t] += 1
-                            if txcnt[t] >= burst:
-                                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
-                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    else:
-                        cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
-                        ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
+                        elif code == 1:
+                            if y - x > 1:
+                                atomic_add(refcnt, b, y - x - 1)
+                            for j in range(x, y):
+                                t = t0 + tabs[j]
+                                txbuf[t, txcnt[t]] = b
+                                txcnt[t] += 1
+                        else:
+                            cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
+                            ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
+                # Send the rows that reached a burst.  One call site (``_flush`` is inlined: each
+                # site costs compile time).  A row holds < burst before an rx burst and gains at most
+                # one frame per received frame, so it never passes its capacity (2 bursts) here.
+                for t in range(t0, tx_off[c + 1]):
+                    if txcnt[t] >= burst:
+                        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
+                        txbuf, txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
         total += got
         if got == 0:
-            for t in range(ntx):
-                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                            txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+            ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+                        txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
@@ -628,10 +633,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 dirty = False
         else:
             dirty = True
-    for t in range(ntx):
-        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                    txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+    ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+                        txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total

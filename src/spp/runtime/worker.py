@@ -11,11 +11,13 @@ poll received nothing, or ``DRAIN_NS`` after the first buffered frame, whichever
 first.  Frames the port refuses are freed and counted on that port
 (``ring_full``/``tx_full``).
 
-When every component of a plan is a forward/merge or a classifier over in-memory
-ports (null, ring) with no VLAN operations and no callbacks other than port mirrors
-the compiled loop can run (shallow, built-in filters or none, ring/null destination), the worker runs
-:func:`native_run_plan`, many bursts per call, instead of the Python loop; it counts
-exactly what the Python loop would (port counters, component drops).
+When every component of a plan is a forward/merge, a classifier or a mirror over ports
+with a compiled driver (null, ring, vhost, phy, tap), with VLAN operations or not, and
+every callback is a port mirror the compiled loop can run (no Python filter or lock,
+ring/null destination), the worker runs :func:`native_run_plan`, many bursts per call,
+instead of the Python loop; it counts exactly what the Python loop would (port
+counters, component drops).  :attr:`Worker.path` says which loop runs and, for the
+Python one, why.
 """
 
 from __future__ import annotations
@@ -348,8 +350,8 @@ class _NativePlan:
                 if a.port.native()[0] == 0:
                     return f"port {a.port.id} has no compiled driver"
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
-                    return f"port {a.port.id} has a callback the compiled loop cannot run (deep/snaplen/filtered " \
-                           f"mirror, or a mirror to a port other than ring/nullpmd)"
+                    return f"port {a.port.id} has a callback the compiled loop cannot run (a mirror with a " \
+                           f"Python filter or lock, or to a port other than ring/nullpmd)"
         return None
 
 
