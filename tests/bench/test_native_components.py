@@ -281,7 +281,7 @@ def test_only_python_filters_keep_the_python_path(dp: Dataplane) -> None:
     w = Worker(dp, 0, pin=False)
     w.publish(plan)  # not started: adopted at once
     assert w.path == ("python", "port nullpmd:0 has a callback the compiled loop cannot run (a mirror with a "
-                      "Python filter or lock, or to a port other than ring/nullpmd)")
+                      "Python filter or lock, or to a vhost/pcap port)")
     pf.detach()
     PortMirror(dp, "s", src, n2, "rx").attach()
     assert _NativePlan.eligible(plan)

@@ -59,7 +59,7 @@ from spp.ports.vhost_port import RXQ, TXQ
 from spp.ports.vhost_ring import Q_BROKEN, Q_CALL, Q_COLS, Q_HDR, Q_MRG, Q_READY, guest_to_pool, pool_to_guest
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
-from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM
+from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM, pool_free
 from spp.runtime.rawmem import raw_array
 from spp.runtime.stats import ERRORS, N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
@@ -158,12 +158,42 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
     return total
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _mirror_dev_tx(dkind: int, row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+                   header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray, dslot: int,
+                   ids: np.ndarray, k: int, scratch: np.ndarray, mrow: np.ndarray, own: bool) -> None:
+    """Send a mirror's copies ``ids[:k]`` on a phy/tap destination (row ``row`` of ``vh``), as
+    :meth:`spp.mirror.engine.PortMirror.tap` does through ``tx_burst``: the driver counts its tx;
+    refused copies count ``full`` (mirror, ``mrow``) and ``mirror_full`` (destination) and are
+    released; a destination not up takes them as ``link_down``.  ``own``: the copies are private
+    (deep; released = freed), else shared references (the caller still holds one each)."""
+    if dkind == KIND_PHY:
+        acc = phy_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
+    else:
+        acc = tap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
+    start = acc
+    if acc < 0:
+        stat_add(stats[dslot], _LINK_DOWN, k)
+        start = 0
+        acc = k
+    elif acc < k:
+        mrow[3] += k - acc
+        stat_add(stats[dslot], _MIRROR_FULL, k - acc)
+    mrow[0] += acc
+    if start < k:
+        if own:
+            pool_free(pctrl, pslots, refcnt, header, ids, start, k - start)
+        else:
+            for i in range(start, k):  # never the last reference: the caller still holds one
+                atomic_add(refcnt, ids[i], -1)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
              macc: np.ndarray, msel: np.ndarray, data: np.ndarray,
              meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
              stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int,
-             known_bytes: int) -> None:
+             known_bytes: int, vh: np.ndarray) -> None:
     """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (which stay the caller's).
 
     ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
@@ -184,10 +214,14 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
         m = mlist[q]
         a = minfo[m, MI_DARG]
         dkind = minfo[m, MI_DKIND]
+        ra = a if dkind == KIND_RING else 0
         if minfo[m, MI_DEEP]:  # copies into fresh pool buffers: the Python path's own kernel
-            mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mvlan[m], False, mparams[m],
-                       mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel[:half], msel[half:], macc[m],
-                       dkind, ring_ctrl[a], ring_slots[a], minfo[m, MI_DSLOT], _MIRROR_FULL)
+            k = mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mvlan[m], False, mparams[m],
+                           mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel[:half], msel[half:],
+                           macc[m], dkind, ring_ctrl[ra], ring_slots[ra], minfo[m, MI_DSLOT], _MIRROR_FULL)
+            if k:  # copies for a phy/tap destination, msel[half:half+k]: ours to send or free
+                _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT],
+                               msel[half:], k, msel[:half], macc[m], True)
             continue
         if mparams[m, 0] == 0:
             k = n
@@ -222,6 +256,10 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
                 refcnt[b] = 2
             else:
                 atomic_add(refcnt, b, 1)
+        if dkind != KIND_RING:  # phy/tap: the driver's own transmit kernel (it counts the destination's tx)
+            _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT], msel,
+                           k, msel[half:], macc[m], False)
+            continue
         acc = ringcore.ring_enqueue(ring_ctrl[a], ring_slots[a], msel, 0, k)
         for i in range(acc):
             nbytes += meta[msel[i], 1]
@@ -321,7 +359,7 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
             return ln
     if tx_info[t, TI_MN]:
         _mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
-                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1)
+                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1, vh)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
@@ -575,7 +613,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 if k and rx_mn[c, r]:
                     _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
-                             k * rx_arg[c, r] if kind == KIND_NULL else -1)
+                             k * rx_arg[c, r] if kind == KIND_NULL else -1, vh)
                 if k and rx_vlan[c, r, 0] != OP_NONE:  # after the port's mirrors, as after its rx_burst
                     got += k
                     k = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[rx_slot[c, r]], dst[cnt : cnt + k], k,

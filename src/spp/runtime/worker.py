@@ -108,8 +108,8 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
 
     It can when every callback is a :class:`PortMirror` (shallow, deep or snaplen'd)
-    without a Python filter or lock whose destination is an open ring or null port
-    without callbacks.
+    without a Python filter or lock whose destination is an open ring, null, phy or tap
+    port without callbacks.
     """
     out: list[PortMirror] = []
     for cb in cbs:
@@ -119,7 +119,7 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
         d = pm.destination
         if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
             return None
-        if d.native()[0] not in (KIND_NULL, KIND_RING):
+        if d.native()[0] not in (KIND_NULL, KIND_RING, KIND_PHY, KIND_TAP):
             return None
         out.append(pm)
     return out
@@ -212,6 +212,12 @@ class _NativePlan:
                 self.tab_off[i] = comp.mode_word.__array_interface__["data"][0]
         txs = [a for c in comps for a in c.tx]
         tx_native = [native(a.port) for a in txs]
+        # port mirrors' phy/tap destinations get rows too (transmit direction)
+        dev_dest: dict[int, int] = {}
+        for a in (*(a for c in comps for a in c.rx), *txs):
+            for pm in (*(native_mirrors(a.port._rx_cbs) or ()), *(native_mirrors(a.port._tx_cbs) or ())):
+                if pm.destination.native()[0] in (KIND_PHY, KIND_TAP):
+                    dev_dest[id(pm)] = native(pm.destination)[1]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
         self.tx_arg = np.array([a for _, a in tx_native], np.int64)
         # vhost rows, then their region tables (padded to VH_COLS columns), then the phy
@@ -242,11 +248,12 @@ class _NativePlan:
             k += len(r)
         self.tabs = np.concatenate(tabs) if tabs else np.zeros(1, np.int64)
         self.cdrops = np.zeros((n, N_FIELDS), np.int64)
-        self._mirrors(comps, txs)
+        self._mirrors(comps, txs, dev_dest, phy_at, tap_at)
         self.txbuf = np.zeros((max(len(txs), 1), BURST * 2), np.int32)
         self.txcnt = np.zeros(max(len(txs), 1), np.int64)
 
-    def _mirrors(self, comps: list[ComponentPlan], txs: list[Attachment]) -> None:
+    def _mirrors(self, comps: list[ComponentPlan], txs: list[Attachment], dev_dest: dict[int, int], phy_at: int,
+                 tap_at: int) -> None:
         """Port mirror arrays: per rx row and tx row the mirrors to run, per mirror its parameters."""
         from spp.mirror.engine import STAT_COLS
         from spp.mirror.filters import N_PARAMS
@@ -292,8 +299,13 @@ class _NativePlan:
             srow = _row_of(self.mtab, pm.stats)
             if srow < 0:
                 self.local_mirrors.append(k)
-            self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind,
-                             d.id.index if kind == KIND_RING else 0, d.slot, srow)
+            if kind == KIND_RING:
+                darg = d.id.index
+            elif kind in (KIND_PHY, KIND_TAP):  # the destination's row in ``vh``
+                darg = dev_dest[id(pm)] + (phy_at if kind == KIND_PHY else tap_at)
+            else:
+                darg = 0
+            self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind, darg, d.slot, srow)
             self.mparams[k] = pm._params
             self.mvlan[k] = pm._vlanmap
         self.flags = np.zeros(N_FLAGS, np.int64)
@@ -351,7 +363,7 @@ class _NativePlan:
                     return f"port {a.port.id} has no compiled driver"
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
                     return f"port {a.port.id} has a callback the compiled loop cannot run (a mirror with a " \
-                           f"Python filter or lock, or to a port other than ring/nullpmd)"
+                           f"Python filter or lock, or to a vhost/pcap port)"
         return None
 
 
