@@ -206,7 +206,7 @@ def _mirror_run(native: bool) -> dict[str, Any]:
         pt = PortTable(dp)
         src, dst = pt.get("ring:0"), pt.get("nullpmd:1")
         r3, n4, r5, n6 = pt.get("ring:3"), pt.get("nullpmd:4"), pt.get("ring:5"), pt.get("nullpmd:6")
-        n7 = pt.get("nullpmd:7")
+        n7, r2, n8 = pt.get("nullpmd:7"), pt.get("ring:2"), pt.get("nullpmd:8")
         frames = _frames()
         _load(dp, src, frames)
         _load(dp, r5, [numbered(9999)] * 1000)
@@ -214,7 +214,9 @@ def _mirror_run(native: bool) -> dict[str, Any]:
                    PortMirror(dp, "m2", dst, n4, "tx", match=MatchSpec(dst_mac=A)),
                    PortMirror(dp, "m3", dst, r5, "tx"),
                    PortMirror(dp, "m4", src, n6, "rx", match=MatchSpec(dst_mac=B)),
-                   PortMirror(dp, "m5", dst, n7, "tx")]
+                   PortMirror(dp, "m5", dst, n7, "tx"),
+                   PortMirror(dp, "m6", src, r2, "rx", copy="deep", snaplen=40),
+                   PortMirror(dp, "m7", dst, n8, "tx", copy="deep", match=MatchSpec(dst_mac=B))]
         for m in mirrors:
             m.attach()
         if not native:
@@ -233,8 +235,9 @@ def _mirror_run(native: bool) -> dict[str, Any]:
         assert w.error is None
         for m in mirrors:
             m.detach()
-        out = {"ports": {str(p.id): p.stats.copy() for p in (src, dst, r3, n4, r5, n6, n7)},
-               "mirrors": [m.stats.copy() for m in mirrors], "r3": _drain(dp, 3), "r5": _drain(dp, 5), "n": n}
+        out = {"ports": {str(p.id): p.stats.copy() for p in (src, dst, r3, n4, r5, n6, n7, r2, n8)},
+               "mirrors": [m.stats.copy() for m in mirrors], "r3": _drain(dp, 3), "r5": _drain(dp, 5),
+               "r2": _drain(dp, 2), "n": n}
         pt.close_all()
         return out
 
@@ -246,9 +249,11 @@ def test_port_mirrors_native_match_python() -> None:
         assert np.array_equal(row, py["ports"][name]), name
     for a, b in zip(nat["mirrors"], py["mirrors"], strict=True):
         assert np.array_equal(a, b)
-    assert nat["r3"] == py["r3"] and nat["r5"] == py["r5"]
+    assert nat["r3"] == py["r3"] and nat["r5"] == py["r5"] and nat["r2"] == py["r2"]
     n = nat["n"]
-    m1, m2, m3, m4, m5 = nat["mirrors"]
+    m1, m2, m3, m4, m5, m6, m7 = nat["mirrors"]
+    assert int(m6[0]) == n and nat["r2"] == [f[:40] for f in _frames()]  # deep, cut at snaplen
+    assert int(m7[0]) == 40 == int(nat["ports"]["nullpmd:8"][TX_PACKETS])
     assert int(m1[0]) == n  # every received frame mirrored
     assert int(m2[0]) == 40 and int(m2[1]) == n - 40  # copies of the frames to A; the rest filtered
     assert int(m3[0]) == 24 and int(m3[3]) == n - 24  # ring:5 had room for 24 copies; the rest counted full
@@ -259,19 +264,71 @@ def test_port_mirrors_native_match_python() -> None:
     assert int(m5[0]) == n == int(nat["ports"]["nullpmd:7"][TX_PACKETS])
 
 
-def test_deep_mirror_keeps_the_python_path(dp: Dataplane) -> None:
-    """A deep-copy mirror needs the numba runtime: its port is not run by the compiled loop."""
+def test_only_python_filters_keep_the_python_path(dp: Dataplane) -> None:
+    """Deep and snaplen'd mirrors run in the compiled loop; a Python burst filter sends the port back."""
     from spp.mirror.engine import PortMirror
     from spp.runtime.worker import _NativePlan
 
     pt = PortTable(dp)
     src, dst, n2 = pt.get("nullpmd:0"), pt.get("nullpmd:1"), pt.get("nullpmd:2")
     plan = WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(dst),)),), 1)
-    pm = PortMirror(dp, "m", src, n2, "rx", copy="deep")
+    pm = PortMirror(dp, "m", src, n2, "rx", copy="deep", snaplen=40)
     pm.attach()
-    assert not _NativePlan.eligible(plan)
-    pm.detach()
     assert _NativePlan.eligible(plan)
+    pm.detach()
+    pf = PortMirror(dp, "p", src, n2, "rx", filter=lambda dp, ids, ctx: np.ones(len(ids), np.bool_))
+    pf.attach()
+    w = Worker(dp, 0, pin=False)
+    w.publish(plan)  # not started: adopted at once
+    assert w.path == ("python", "port nullpmd:0 has a callback the compiled loop cannot run (a mirror with a "
+                      "Python filter or lock, or to a vhost/pcap port)")
+    pf.detach()
     PortMirror(dp, "s", src, n2, "rx").attach()
     assert _NativePlan.eligible(plan)
     pt.close_all()
+
+
+def _vlan_run(native: bool) -> dict[str, Any]:
+    """ring:0 (rx del_vlantag, shallow rx mirror → ring:3) → forward → ring:1 (tx add_vlantag 101 pcp 3)."""
+    from spp.components.vlan import VlanOp
+    from spp.mirror.engine import PortMirror
+
+    with stack(n_bufs=4096, ring_size=1024) as dp:
+        pt = PortTable(dp)
+        src, dst, r3 = pt.get("ring:0"), pt.get("ring:1"), pt.get("ring:3")
+        frames = _frames()
+        _load(dp, src, frames)
+        pm = PortMirror(dp, "m", src, r3, "rx")  # shared buffers: the VLAN edit must copy them first
+        pm.attach()
+        if not native:
+            src.add_rx_callback(lambda port, bufs, n: n)
+        w = Worker(dp, 0, pin=False)
+        w.start()
+        try:
+            plan = WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src, VlanOp("del")),),
+                                             (Attachment(dst, VlanOp("add", 101, 3)),)),), 1)
+            w.publish(plan, timeout=300)
+            assert (w._native is not None) == native, w.path
+            n = len(frames)
+            wait_for(lambda: int(dst.stats[TX_PACKETS]) + int(dst.stats[DROP_BASE:].sum()) == n, timeout=120,
+                     message="every frame forwarded")
+            w.publish(WorkerPlan((), 2))
+        finally:
+            w.stop()
+        assert w.error is None
+        pm.detach()
+        out = {"ports": {str(p.id): p.stats.copy() for p in (src, dst, r3)}, "r1": _drain(dp, 1),
+               "r3": _drain(dp, 3), "n": n, "frames": frames}
+        pt.close_all()
+        return out
+
+
+def test_vlan_ops_native_match_python() -> None:
+    nat = _vlan_run(True)
+    py = _vlan_run(False)
+    for name, row in nat["ports"].items():
+        assert list(row) == list(py["ports"][name]), name
+    assert nat["r1"] == py["r1"]
+    assert nat["r3"] == py["r3"] == nat["frames"]  # the mirror saw the frames as received
+    tagged = [f for f in nat["r1"] if f[12:16] == bytes([0x81, 0x00, 0x60, 101])]
+    assert len(tagged) == len(nat["r1"]) - int(nat["ports"]["ring:1"][4])  # all but the runts (errors)

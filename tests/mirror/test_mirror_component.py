@@ -143,3 +143,50 @@ def test_unequal_acceptance_no_leak_no_double_free(mode: str) -> None:
         assert rx == int(s1[TX_PACKETS]) + _total_drops(s1) + nombuf
         assert dp.double_frees == 0
         assert elapsed < 100, f"{rx} frames took {elapsed:.1f} s"
+
+
+def test_compiled_mirror_component_both_modes(dp: Dataplane) -> None:
+    """ring:0 → mirror → ring:1 (originals), ring:2 (duplicates) on the compiled loop; a copy-mode
+    change applies at once; deep duplicates are private copies; a full duplicate ring is counted."""
+    from spp.runtime import ringcore
+
+    pt = PortTable(dp)
+    src, orig, dup = pt.get("ring:0"), pt.get("ring:1"), pt.get("ring:2")
+    frames = [numbered(i, size=64 + i) for i in range(100)]
+
+    def load() -> None:
+        ids = np.zeros(len(frames), np.int32)
+        assert dp.alloc(ids) == len(frames)
+        for b, f in zip(ids, frames, strict=True):
+            dp.write_frame(int(b), f)
+        assert src.tx_burst(ids, len(frames)) == len(frames)
+
+    def drain(r: int) -> list[tuple[bytes, int]]:
+        buf = np.zeros(4096, np.int32)
+        k = int(ringcore.ring_dequeue(dp.ring_ctrl[r], dp.ring_slots[r], buf, 0, len(buf)))
+        out = [(dp.frame(int(b)), int(b)) for b in buf[:k]]
+        dp.free(buf, k)
+        return out
+
+    m = Mirror(dp, "mr", 0)
+    w = Worker(dp, 0, pin=False)
+    w.start()
+    try:
+        w.publish(WorkerPlan((ComponentPlan(m, (Attachment(src),), (Attachment(orig), Attachment(dup))),), 1),
+                  timeout=300)
+        assert w.path == ("native", None)
+        load()
+        wait_for(lambda: int(dup.stats[TX_PACKETS]) == 100, timeout=60)
+        m.copy_mode = "deep"
+        load()
+        wait_for(lambda: int(dup.stats[TX_PACKETS]) == 200, timeout=60)
+        w.publish(WorkerPlan((), 2))
+    finally:
+        w.stop()
+    assert w.error is None
+    o, d = drain(1), drain(2)
+    assert [f for f, _ in o] == frames + frames and [f for f, _ in d] == frames + frames
+    assert [b for _, b in d[:100]] == [b for _, b in o[:100]]  # shallow: the same buffers
+    assert not {b for _, b in d[100:]} & {b for _, b in o[100:]}  # deep: private copies
+    assert int(src.stats[RX_PACKETS]) == int(orig.stats[TX_PACKETS]) == 200
+    pt.close_all()

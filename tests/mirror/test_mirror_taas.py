@@ -68,6 +68,8 @@ def test_port_mirror_phy_to_phy_over_veth(two_veths: tuple[Veth, Veth]) -> None:
             w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(sink),)),), 1),
                       timeout=120)
             agent.register("icmp", "phy:0", "phy:1", "rx", flow="icmp * * * *")
+            wait_for(lambda: w.path == ("native", None) and w._native is not None and w._native.mirrors,
+                     timeout=10, message=lambda: f"the mirror to phy:1 in the compiled loop ({w.path})")
             pings = [icmp_echo(i) for i in range(100)]
             udps = [numbered(i, MAC_A) for i in range(50)]
             for i in range(100):

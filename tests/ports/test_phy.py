@@ -286,3 +286,78 @@ def test_link_flaps_under_concurrent_rx_and_tx(dp: Dataplane, veth: Veth) -> Non
     # Nothing is sent towards us, so every drop on this port is a transmitted frame lost to the flaps.
     assert offered[0] == st["tx_packets"] + refused[0] + total_drops(port.stats)
     assert port.reopens == 3
+
+
+def test_compiled_worker_drives_phy_through_a_flap(dp: Dataplane, veth: Veth) -> None:
+    """A worker forwarding ring → phy:0 → ring runs the compiled loop; a deleted and recreated
+    interface is counted ``link_down``, reopened, and every frame stays accounted."""
+    from spp.components.forward import Forward
+    from spp.ports.base import PortTable
+    from spp.runtime.stats import total_drops
+    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+
+    pt = PortTable(dp)
+    phy, rin, rout = open_port(dp, "phy:0", iface=veth.local), pt.get("ring:0"), pt.get("ring:1")
+    assert isinstance(phy, PhyPort)
+    w = Worker(dp, 0, pin=False)
+    w.start()
+    sock = ns_packet_socket(veth.ns, veth.peer)
+    bufs = np.zeros(32, np.int32)
+    got: list[bytes] = []
+
+    def drain(count: int) -> bool:
+        k = rout.rx_burst(bufs)
+        got.extend(dp.frame(int(b)) for b in bufs[:k])
+        dp.free(bufs[:k].copy(), k)
+        return len(got) >= count
+
+    def send(frames: list[bytes]) -> None:
+        _tx_ring(dp, rin, frames)
+
+    try:
+        plan = WorkerPlan((ComponentPlan(Forward(dp, "in", 0), (Attachment(phy),), (Attachment(rout),)),
+                           ComponentPlan(Forward(dp, "out", 0), (Attachment(rin),), (Attachment(phy),))), 1)
+        w.publish(plan, timeout=300)
+        assert w._native is not None  # the compiled loop drives phy:0
+        wait_for(lambda: phy.describe()["rx_open"], timeout=10)
+        there = [numbered(i, size=60 + i, vlan=(i % 3) * 100) for i in range(40)]
+        for f in there:
+            sock.send(f)
+        wait_for(lambda: drain(len(there)), timeout=30, message=lambda: f"{len(got)} of {len(there)}")
+        assert got == there  # VLAN tags restored from the ring's auxdata
+        back = [numbered(1000 + i, size=64 + i) for i in range(20)]
+        send(back)
+        assert recv_frames(sock, len(back)) == back
+        sock.close()
+
+        assert delete_link(veth.local)
+        wait_for(lambda: phy.describe()["link"] == "gone", timeout=5)
+        send([numbered(5000 + i) for i in range(7)])
+        wait_for(lambda: phy.stats_dict()["drops"] == {"link_down": 7}, timeout=10,
+                 message=lambda: f"phy:0 {phy.stats_dict()}")
+        create_veth(veth.local, veth.peer, veth.ns, mtu=9000)
+        wait_for(lambda: phy.describe()["link"] == "up" and phy.describe()["rx_open"], timeout=10)
+        assert phy.reopens == 1 and w._native is not None and w.error is None
+        sock = ns_packet_socket(veth.ns, veth.peer)
+        send([numbered(6000)])
+        assert recv_frames(sock, 1) == [numbered(6000)]
+        w.publish(WorkerPlan((), 2))
+    finally:
+        w.stop()
+        sock.close()
+        phy.close()
+        pt.close_all()
+    assert w.error is None
+    st = phy.stats_dict()
+    assert st["tx_packets"] + total_drops(phy.stats) == 20 + 7 + 1
+
+
+def _tx_ring(dp: Dataplane, ring: object, frames: list[bytes]) -> None:
+    from spp.ports.base import Port
+
+    assert isinstance(ring, Port)
+    ids = np.zeros(len(frames), np.int32)
+    assert dp.alloc(ids) == len(frames)
+    for b, f in zip(ids, frames, strict=True):
+        dp.write_frame(int(b), f)
+    assert ring.tx_burst(ids, len(frames)) == len(frames)

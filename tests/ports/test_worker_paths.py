@@ -30,7 +30,8 @@ def test_forward_phy_to_tap_and_back(dp: Dataplane, veth: Veth) -> None:
     try:
         plan = WorkerPlan((ComponentPlan(Forward(dp, "f1", 0), (Attachment(phy),), (Attachment(tap),)),
                            ComponentPlan(Forward(dp, "f2", 0), (Attachment(tap),), (Attachment(phy),))), 1)
-        w.publish(plan, timeout=120)
+        w.publish(plan, timeout=300)
+        assert w._native is not None  # phy and tap both run in the compiled loop
         there = [numbered(i, size=60 + (i * 37) % 1455) for i in range(300)]
         back = [numbered(10_000 + i, size=60 + (i * 53) % 1455, vlan=i % 4095 + 1) for i in range(300)]
         for f in there:

@@ -212,7 +212,8 @@ def test_unshare_copies_shared_buffers_and_counts_nombuf() -> None:
         dp.ref(ids[:1].copy())  # buffer 0 is shared
         dp.free(ids[62:].copy())  # two buffers free
         burst = ids[:2].copy()
-        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, burst, 2) == 2
+        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, burst, 2,
+                       np.empty(1, np.int32)) == 2
         assert burst[0] != ids[0] and burst[1] == ids[1]
         assert dp.frame(int(burst[0])) == numbered(5)
         assert int(dp.refcnt[ids[0]]) == 1
@@ -221,7 +222,8 @@ def test_unshare_copies_shared_buffers_and_counts_nombuf() -> None:
         dp.alloc(np.zeros(dp.free_count, np.int32))  # the pool is empty now
         shared = ids[2:3].copy()
         assert dp.free_count == 0
-        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, shared, 1) == 0
+        assert unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, shared, 1,
+                       np.empty(1, np.int32)) == 0
         assert int(dp.refcnt[ids[2]]) == 1  # our reference was dropped, the other holder keeps it
         held = np.array([i for i in range(64) if dp.refcnt[i] > 0], np.int32)
         dp.free(held)

@@ -134,7 +134,7 @@ def test_status_shape(dp: Dataplane) -> None:
         assert reply["results"] == [{"result": "success"}]
         info = reply["info"]
         assert list(info) == ["client-id", "phy", "vhost", "ring", "nullpmd", "master-lcore", "core",
-                              "classifier_table", "state"]  # SPP's keys, then spp's
+                              "classifier_table", "workers", "state"]  # SPP's keys, then spp's
         assert info["client-id"] == 7 and info["state"] == "ready"
         assert (info["phy"], info["vhost"], info["ring"], info["nullpmd"]) == ([], [], ["0", "1", "2"], ["0"])
         assert info["master-lcore"] == 2
@@ -158,7 +158,8 @@ def test_status_shape(dp: Dataplane) -> None:
 def test_empty_status_and_mirror_status(dp: Dataplane) -> None:
     m = Manager(dp, cores=[0, 1], pin=False)
     assert m.status() == {"client-id": 1, "phy": [], "vhost": [], "ring": [], "master-lcore": 0,
-                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": [], "state": "ready"}
+                          "core": [{"core": 1, "type": "unuse"}], "classifier_table": [], "workers": [],
+                          "state": "ready"}
     m.exit()
     assert "is exiting" in err(m, "component start a 1 forward")
     mm = Manager(dp, process="mirror", client_id=2, cores=[0, 1], pin=False)

@@ -174,8 +174,10 @@ def test_vf_end_to_end(world: tuple[Dataplane, CtlProc]) -> None:
         r = api.get("/v1/vfs/1")
         assert r.status_code == 200
         st = r.json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table", "state"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "classifier_table", "workers",
+                            "state"]
         assert st["state"] == "ready"
+        assert all(w["native"] for w in st["workers"]), st["workers"]  # every worker on the compiled path
         assert st["client-id"] == 1
         assert st["ports"] == ["ring:0", "ring:1", "ring:2", "ring:3", "ring:8", "ring:9"]
         assert st["master-lcore"] == 2
@@ -289,8 +291,9 @@ def test_mirror_process(world: tuple[Dataplane, CtlProc]) -> None:
         for port, d in (("ring:0", "rx"), ("ring:4", "tx"), ("ring:5", "tx")):
             ok(api, "PUT", "/v1/mirrors/1/components/mir/ports", {"action": "attach", "port": port, "dir": d})
         st = api.get("/v1/mirrors/1").json()
-        assert list(st) == ["client-id", "ports", "master-lcore", "components", "state"]
+        assert list(st) == ["client-id", "ports", "master-lcore", "components", "workers", "state"]
         assert st["ports"] == ["ring:0", "ring:4", "ring:5"]
+        assert st["workers"] == [{"core": 2, "native": True, "python_why": None}]  # deep mirror: compiled
         (mir,) = st["components"]
         assert (mir["core"], mir["name"], mir["type"]) == (2, "mir", "mirror")
         assert [p["port"] for p in mir["tx_port"]] == ["ring:4", "ring:5"]

@@ -141,6 +141,7 @@ def test_two_vms_behind_taps(hosts: tuple[str, str, str, str]) -> None:
 
             # Unknown unicast goes to default (ring:2), not to a VM.
             before = m.status()
+            assert [w["native"] for w in before["workers"]] == [True] * 4, before["workers"]  # phy, tap: compiled
             sock = ns_packet_socket(out_ns, hosts_peer(out_ns))
             try:
                 for k in range(25):

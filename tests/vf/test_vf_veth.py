@@ -76,6 +76,8 @@ def _run(dp: Dataplane, v0: Veth, v1: Veth) -> None:
         wait_for(lambda: m.status()["core"][0]["stats"]["drops"].get("no_route") == 100, timeout=10)
         assert cls["rx_port"][0]["port"] == "phy:0"
         assert m.status()["core"][3]["tx_port"][0]["stats"]["tx_packets"] == 200
+        paths = {w["core"]: (w["native"], w["python_why"]) for w in m.status()["workers"]}
+        assert all(paths[c] == (True, None) for c in (3, 4, 5, 6)), paths  # phy, add_vlantag: compiled loop
     finally:
         send.close()
         recv.close()
@@ -106,6 +108,7 @@ def test_classifier_between_tap_devices(dp: Dataplane) -> None:
         info = m.status()
         assert info["tap"] == [str(base), str(base + 1)]
         assert list(info)[:5] == ["client-id", "phy", "vhost", "ring", "tap"]
+        assert info["workers"] == [{"core": 1, "native": True, "python_why": None}]  # tap in the compiled loop
     finally:
         for s in sockets:
             s.close()

@@ -280,7 +280,7 @@ def warm_up(dp: Dataplane) -> None:
     classify(dp.data, dp.meta, dp.refcnt, none, 0, EMPTY_TABLE.packed, np.zeros((3, 1), np.int32),
              np.zeros(N_FIELDS, np.int64))
     apply_vlan(dp.data, dp.meta, none, 0, 0, 0)
-    unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, none, 0)
+    unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, none, 0, np.empty(1, np.int32))
     _warm = True
 
 

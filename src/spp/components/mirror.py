@@ -29,7 +29,7 @@ from spp.runtime.dataplane import Dataplane, copy_frames, pool_alloc, pool_ref
 COPY_MODES: Final[tuple[str, ...]] = ("shallow", "deep")
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 def mirror_duplicate(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray,
                      pslots: np.ndarray, bufs: np.ndarray, n: int, deep: bool, out: np.ndarray,
                      dst: np.ndarray) -> int:
@@ -44,7 +44,7 @@ def mirror_duplicate(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, pct
         dst[i] = 0
     if deep:
         k = pool_alloc(pctrl, pslots, refcnt, meta, out, n, n)
-        copy_frames(data, meta, bufs, out[n:], k, 0)
+        copy_frames(data, meta, bufs, out[n:], k, 0)  # no numba allocation: pool buffers
     else:
         for i in range(n):
             out[n + i] = bufs[i]
@@ -65,6 +65,8 @@ class Mirror(Component):
     def __init__(self, dp: Dataplane, name: str, core: int, copy_mode: str = "shallow") -> None:
         super().__init__(dp, name, core)
         self._deep = False
+        #: The copy mode as the compiled worker loop reads it (by address, so a change applies at once).
+        self.mode_word = np.zeros(1, np.int64)
         self.copy_mode = copy_mode
         self._out = np.empty(64, np.int32)
         self._dst = np.empty(64, np.int64)
@@ -79,6 +81,7 @@ class Mirror(Component):
         if mode not in COPY_MODES:
             raise ComponentError(f"mirror {self.name!r}: copy mode {mode!r} is invalid; use 'shallow' or 'deep'")
         self._deep = mode == "deep"
+        self.mode_word[0] = int(self._deep)
 
     def ready(self, n_rx: int, n_tx: int) -> bool:
         return n_rx == 1 and n_tx == 2

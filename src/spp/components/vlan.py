@@ -8,16 +8,20 @@ is inserted into the buffer's headroom (no FCS is written, unlike the original).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from spp.runtime.dataplane import pool_alloc, pool_free
+from spp.runtime.rawmem import copy_bytes
 
 OP_NONE = 0
 OP_ADD = 1
 OP_DEL = 2
 TPID = 0x8100
+#: Compiled without numba's runtime (they allocate nothing), so the worker loop can inline them.
+_NO_NRT: dict[str, Any] = {"_nrt": False}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class VlanOp:
 NO_VLAN = VlanOp()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def apply_vlan(data: np.ndarray, meta: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int) -> int:
     """Apply ``op`` to each frame of ``ids[:n]`` in place.
 
@@ -92,18 +96,18 @@ def apply_vlan(data: np.ndarray, meta: np.ndarray, ids: np.ndarray, n: int, op: 
     return bad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def unshare(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
-            header: np.ndarray, ids: np.ndarray, n: int) -> int:
+            header: np.ndarray, ids: np.ndarray, n: int, one: np.ndarray) -> int:
     """Give every shared buffer of ``ids[:n]`` (reference count > 1) a private copy.
 
     Run before an in-place edit (a VLAN operation) so that the other holders of a
     shallow copy (a classifier flood, a mirror) keep seeing the original frame.
     Returns ``m``: the buffers kept, compacted into ``ids[:m]`` in order.  A frame
     for which no free buffer was left is released (its reference dropped) and not
-    kept; the caller counts ``n - m`` as ``nombuf``.
+    kept; the caller counts ``n - m`` as ``nombuf``.  ``one``: scratch, at least one int32.
+    The Python worker and the compiled loop both call this.
     """
-    one = np.empty(1, np.int32)
     m = 0
     for i in range(n):
         b = ids[i]
@@ -113,7 +117,8 @@ def unshare(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.
             if k:
                 off = meta[b, 0]
                 ln = meta[b, 1]
-                data[nb, off : off + ln] = data[b, off : off + ln]
+                w = data.shape[1]
+                copy_bytes(data, nb * w + off, data, b * w + off, ln)
                 for c in range(meta.shape[1]):
                     meta[nb, c] = meta[b, c]
             one[0] = b

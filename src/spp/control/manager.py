@@ -374,6 +374,9 @@ class Manager:
                     {"type": "mac" if vlan is None else "vlan", "value": _value(vlan, mac), "port": str(pid)}
                     for (vlan, mac), pid in self._table.items()
                 ]
+            # spp's own addition: which data path each worker runs (compiled, or Python and why)
+            info["workers"] = [{"core": core, "native": w.path[0] == "native", "python_why": w.path[1]}
+                               for core, w in sorted(self._workers.items())]
             info["state"] = self.compiler.state  # spp's addition after SPP's keys: "compiling" or "ready"
             return info
 

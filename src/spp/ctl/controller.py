@@ -334,6 +334,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
     }
     if kind == "vf":
         status["classifier_table"] = _list(info, "classifier_table", kind, client_id)
+    if "workers" in info:  # spp's addition: per worker, compiled data path or Python (and why)
+        status["workers"] = _list(info, "workers", kind, client_id)
     if isinstance(info.get("state"), str):  # spp's addition: "compiling" until the data path is ready
         status["state"] = info["state"]
     if info.get("error"):  # what failed after its command returned (a port mirror, a worker)

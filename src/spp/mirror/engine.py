@@ -59,7 +59,7 @@ _NO_RING_CTRL = np.zeros(32, np.int64)
 _NO_RING_SLOTS = np.zeros(2, np.int32)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 def mirror_tap(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray,
                header: np.ndarray, stats: np.ndarray, bufs: np.ndarray, n: int, mask: np.ndarray,
                use_mask: bool, params: np.ndarray, vlanmap: np.ndarray, deep: bool, snaplen: int,

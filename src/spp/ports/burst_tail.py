@@ -61,5 +61,6 @@ def tx_burst_tail(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, hea
     stat_add(row, _RUNT, runt)
     stat_add(row, reason, count)
     if k:
-        scratch[:k] = ids[:k]
+        for i in range(k):  # a loop, not a slice copy: callers compiled without numba's runtime inline this
+            scratch[i] = ids[i]
         pool_free(pctrl, pslots, refcnt, header, scratch, 0, k)

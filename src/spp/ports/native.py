@@ -16,6 +16,11 @@ KIND_RING = 2
 #: A vhost-user port (its compiled bodies are in :mod:`spp.ports.vhost_ring`; the
 #: worker loop reaches guest memory through :meth:`spp.ports.vhost_port.VhostPort.native_view`).
 KIND_VHOST = 3
+#: A phy (AF_PACKET) port: its kernels are in :mod:`spp.ports.phy` (``phy_rx_at``/``phy_tx_at``); the
+#: worker loop reaches its rings through :meth:`spp.ports.phy.PhyPort.native_view`.
+KIND_PHY = 4
+#: A tap port: kernels ``tap_rx_at``/``tap_tx_at`` in :mod:`spp.ports.tap`.
+KIND_TAP = 5
 
 #: ``ctrl`` word marking a ring as created (between the producer head and tail lines).
 RING_ACTIVE = 4

@@ -54,8 +54,8 @@ rx socket only exists once the port is used for receiving (first ``rx_burst`` or
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
+import logging
 import mmap
 import socket
 import struct
@@ -69,9 +69,15 @@ from numba import njit
 from spp.ports.base import Port, PortError, PortId, register_driver
 from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
 from spp.ports.csum import TP_STATUS_CSUMNOTREADY, complete_l4_checksum
+from spp.ports.native import KIND_PHY
+from spp.runtime import quiesce
 from spp.runtime.atomics import load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
-from spp.runtime.stats import REASON
+from spp.runtime.libc import EAGAIN, ENETDOWN, ENODEV, ENXIO, send_kick
+from spp.runtime.rawmem import copy_bytes, raw_array
+from spp.runtime.stats import ERRORS, REASON, stat_add
+
+log = logging.getLogger(__name__)
 
 # --- Linux ABI (linux/if_packet.h) ---------------------------------------------
 ETH_P_ALL: Final = 0x0003
@@ -115,12 +121,26 @@ CHECK_INTERVAL: Final = 0.5
 _RUNT: Final = REASON["runt"]
 _TOO_LONG: Final = REASON["too_long"]
 _NOMBUF: Final = REASON["nombuf"]
+RX_RING_BYTES: Final = RX_BLOCK_SIZE * RX_BLOCKS
+TX_RING_BYTES: Final = TX_BLOCK_SIZE * TX_BLOCKS
+TX_FRAMES: Final = TX_RING_BYTES // TX_FRAME_SIZE
+#: The tx ring's state words (``_Tx.state``, int64), read and written by the compiled kernel:
+#: next slot, frames queued by the last burst, the last kick's outcome (:data:`KICK_LINK`: the
+#: interface went away, look at it), the interface's MTU, 1 while the interface is up, the socket.
+TXS_HEAD, TXS_QUEUED, TXS_KICK, TXS_MTU, TXS_UP, TXS_FD = range(6)
+TXS_LEN: Final = 8
+KICK_LINK: Final = 1
+#: Columns of a phy port's row for the compiled worker loop (:meth:`PhyPort.native_view`):
+#: rx ring and state addresses, tx ring and state addresses (0: that direction has no socket).
+PH_RX, PH_RXS, PH_TX, PH_TXS = range(4)
+PH_COLS: Final = 4
+_NO_NRT: dict[str, Any] = {"_nrt": False}
 
 
 # --- compiled ring walks ----------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def v3_rx(r8: np.ndarray, r16: np.ndarray, r32: np.ndarray, st: np.ndarray, bsize: int, bnr: int,
           pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray,
           data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
@@ -198,17 +218,18 @@ def v3_rx(r8: np.ndarray, r16: np.ndarray, r32: np.ndarray, st: np.ndarray, bsiz
                 if status & TP_STATUS_VLAN_TPID_VALID:
                     tpid = r16[(h + 36) // 2]
                 o = HEADROOM - 4
-                data[bid, o:o + 12] = r8[src:src + 12]
+                row0 = bid * data.shape[1]
+                copy_bytes(data, row0 + o, r8, src, 12)
                 data[bid, o + 12] = (tpid >> 8) & 0xFF
                 data[bid, o + 13] = tpid & 0xFF
                 data[bid, o + 14] = (tci >> 8) & 0xFF
                 data[bid, o + 15] = tci & 0xFF
-                data[bid, o + 16:o + 4 + ln] = r8[src + 12:src + ln]
+                copy_bytes(data, row0 + o + 16, r8, src + 12, ln - 12)
                 meta[bid, 0] = o
                 meta[bid, 1] = ln + 4
                 meta[bid, 3] = tci
             else:
-                data[bid, HEADROOM:HEADROOM + ln] = r8[src:src + ln]
+                copy_bytes(data, bid * data.shape[1] + HEADROOM, r8, src, ln)
                 meta[bid, 0] = HEADROOM
                 meta[bid, 1] = ln
             meta[bid, 2] = slot
@@ -250,7 +271,7 @@ def v3_drain(r32: np.ndarray, st: np.ndarray, bsize: int, bnr: int) -> int:
     return lost
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int, mtu: int,
           pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray,
           data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int, scratch: np.ndarray) -> int:
@@ -284,7 +305,7 @@ def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int,
         s = load_acquire(r32, base // 4)
         if s not in (TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT):
             break
-        r8[base + TX_DATA_OFF:base + TX_DATA_OFF + ln] = data[b, off:off + ln]
+        copy_bytes(r8, base + TX_DATA_OFF, data, b * data.shape[1] + off, ln)
         r32[base // 4 + 1] = ln  # tp_len
         r32[base // 4 + 2] = ln  # tp_snaplen
         store_release(r32, base // 4, TP_STATUS_SEND_REQUEST)
@@ -299,6 +320,63 @@ def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int,
     return k
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def phy_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray,
+           refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int,
+           ids: np.ndarray, n: int, scratch: np.ndarray) -> int:
+    """A phy port's transmit: :func:`v2_tx` into the ring, then the kick; the accepted prefix length.
+
+    -1: the interface is not up (``st[TXS_UP]`` 0): nothing taken, the caller counts
+    ``link_down``.  The kick (``send`` of nothing, non-blocking) goes out when frames were
+    queued or the ring was full (frames a failed kick left queued must go out too); a kick
+    that finds the interface gone sets ``st[TXS_KICK]`` (the port looks at the link), any
+    other failure but "try again" counts an error.  The Python port and the compiled
+    worker loop both transmit through here.
+    """
+    if st[TXS_UP] == 0:
+        return -1
+    k: int = v2_tx(r8, r32, st, TX_FRAME_SIZE, TX_FRAMES, st[TXS_MTU], pctrl, pslots, refcnt, header, meta, data,
+                   stats, slot, ids, n, scratch)
+    if st[TXS_QUEUED] or k < n:
+        r = send_kick(st[TXS_FD])
+        if r < 0 and r != -EAGAIN:
+            if r in (-ENETDOWN, -ENXIO, -ENODEV):
+                st[TXS_KICK] = KICK_LINK
+            else:
+                stat_add(stats[slot], ERRORS, 1)
+    return k
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def phy_rx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
+    """:func:`v3_rx` on the ring a compiled worker reaches by address (``row``: ``PH_*`` columns)."""
+    a = row[PH_RX]
+    if a == 0:
+        return 0
+    r32 = raw_array(a, RX_RING_BYTES >> 2, np.uint32)
+    st = raw_array(row[PH_RXS], 4, np.int64)
+    if load_acquire(r32, st[0] * (RX_BLOCK_SIZE >> 2) + 2) & TP_STATUS_USER == 0:
+        return 0
+    k: int = v3_rx(raw_array(a, RX_RING_BYTES, np.uint8), raw_array(a, RX_RING_BYTES >> 1, np.uint16), r32, st,
+                   RX_BLOCK_SIZE, RX_BLOCKS, pctrl, pslots, refcnt, header, meta, data, stats, slot, out, n)
+    return k
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def phy_tx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
+              scratch: np.ndarray) -> int:
+    """:func:`phy_tx` on the ring a compiled worker reaches by address; -1 also when there is no tx socket."""
+    a = row[PH_TX]
+    if a == 0:
+        return -1
+    k: int = phy_tx(raw_array(a, TX_RING_BYTES, np.uint8), raw_array(a, TX_RING_BYTES >> 2, np.uint32),
+                    raw_array(row[PH_TXS], TXS_LEN, np.int64), pctrl, pslots, refcnt, header, meta, data, stats,
+                    slot, ids, n, scratch)
+    return k
+
+
 # --- sockets and rings -------------------------------------------------------------
 
 
@@ -310,6 +388,7 @@ class _Ring:
         self.r8: np.ndarray = np.frombuffer(self.mm, np.uint8)
         self.r16: np.ndarray = np.frombuffer(self.mm, np.uint16)
         self.r32: np.ndarray = np.frombuffer(self.mm, np.uint32)
+        self.mm_addr = int(self.r8.__array_interface__["data"][0])
 
     def close(self) -> None:
         del self.r8, self.r16, self.r32
@@ -395,8 +474,9 @@ class _Tx:
         except BaseException:
             self.close()
             raise
-        self.state = np.zeros(2, np.int64)
-        self.mtu = _mtu(iface)
+        self.state = np.zeros(TXS_LEN, np.int64)
+        self.state[TXS_MTU] = _mtu(iface)
+        self.state[TXS_FD] = s.fileno()
 
     def close(self) -> None:
         ring = getattr(self, "ring", None)
@@ -418,6 +498,7 @@ class PhyPort(Port):
     """
 
     ptype = "phy"
+    native_kind = KIND_PHY
 
     def __init__(self, dp: Dataplane, pid: PortId, iface: str | None = None, fanout: bool = True) -> None:
         super().__init__(dp, pid)
@@ -438,6 +519,7 @@ class PhyPort(Port):
         self._next_check = 0.0
         self._scratch = np.empty(256, np.int32)
         self.reopens = 0
+        self._retired: list[tuple[_Rx | None, _Tx | None, str]] = []
         try:
             # Fails early without CAP_NET_RAW; also our handle on this namespace's interfaces.
             self._ctl = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -471,36 +553,66 @@ class PhyPort(Port):
             fl = 0
         self.admin_up = bool(fl & IFF_UP)
         self.link = "up" if fl & (IFF_UP | IFF_RUNNING) == (IFF_UP | IFF_RUNNING) else "down"
+        if self._txs is not None:
+            self._txs.state[TXS_UP] = int(self.admin_up)
 
     # -- sockets (opened on first use, per direction) --------------------------------
 
     def _open_rx(self) -> None:
         self._rxs = _Rx(self.iface, self.ifindex & 0xFFFF if self.fanout else None)
+        self._callbacks_changed()  # compiled workers rebuild their plans: the ring's address is new
 
     def _open_tx(self) -> None:
-        self._txs = _Tx(self.iface)
+        tx = _Tx(self.iface)
+        tx.state[TXS_UP] = int(self.admin_up)
+        self._txs = tx
+        self._callbacks_changed()
 
     def _teardown(self, reason: str = "link_down") -> None:
-        """Close both sockets; frames still in the rx ring are counted under ``reason``."""
+        """Take both sockets out of use; :meth:`_reap` closes them once no worker can still use them.
+
+        Frames still in the rx ring then are counted under ``reason``.  Call ``_reap``
+        after releasing the port's locks (it waits for the workers' grace period).
+        """
         rx, tx = self._rxs, self._txs
         self._rxs = self._txs = None
-        if rx is not None:
-            lost = int(v3_drain(rx.ring.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS))
-            if lost:
-                self.count_drop(reason, lost)
-            with contextlib.suppress(OSError):
-                drops = rx.kernel_drops()
-                if drops:
-                    self.count_drop("ring_full", drops)
-            rx.close()
-        if tx is not None:
-            tx.close()
+        if rx is not None or tx is not None:
+            self._retired.append((rx, tx, reason))
+            self._callbacks_changed()  # compiled workers drop the old addresses at their next pass
+
+    def _reap(self) -> None:
+        """Close retired sockets once every worker passed a quiescent point (their rings stay
+        mapped until then: a compiled worker may be in the middle of a burst on them)."""
+        if not self._retired or not quiesce.synchronize():
+            if self._retired:
+                log.warning("%s: a worker did not pass a quiescent point in time; old rings stay mapped", self.id)
+            return
+        with self._mgmt_lock:
+            retired, self._retired = self._retired, []
+        for rx, tx, reason in retired:
+            if rx is not None:
+                lost = int(v3_drain(rx.ring.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS))
+                if lost:
+                    self.count_drop(reason, lost)
+                with contextlib.suppress(OSError):
+                    drops = rx.kernel_drops()
+                    if drops:
+                        self.count_drop("ring_full", drops)
+                rx.close()
+            if tx is not None:
+                tx.close()
 
     def check_link(self, force: bool = False) -> str:
         """Re-check the interface (at most every 0.5 s unless ``force``); reopen if it came back."""
         now = time.monotonic()
         if not force and now < self._next_check:
             return self.link
+        try:
+            return self._check_link(now)
+        finally:
+            self._reap()
+
+    def _check_link(self, now: float) -> str:
         with self._mgmt_lock:
             if self.closed:
                 return self.link
@@ -534,7 +646,7 @@ class PhyPort(Port):
                         if drops:
                             self.count_drop("ring_full", drops)
                 if self._txs is not None:
-                    self._txs.mtu = _mtu(self.iface)
+                    self._txs.state[TXS_MTU] = _mtu(self.iface)
             return self.link
 
     # -- data path ------------------------------------------------------------
@@ -565,7 +677,6 @@ class PhyPort(Port):
     def _tx(self, bufs: np.ndarray, n: int) -> int:
         if time.monotonic() >= self._next_check:
             self.check_link()
-        failed = False
         with self._tx_lock:
             tx = self._txs
             if tx is None and not self.closed and self.admin_up:
@@ -575,27 +686,57 @@ class PhyPort(Port):
                 except OSError:
                     self._next_check = 0.0
                 tx = self._txs
-            if tx is None or not self.admin_up:
+            if tx is None:
                 return self._drop_link_down(bufs, n)
             if len(self._scratch) < n:
                 self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
             dp = self.dp
-            k = int(v2_tx(tx.ring.r8, tx.ring.r32, tx.state, TX_FRAME_SIZE, tx.nframes, tx.mtu,
-                          dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
-                          self.slot, bufs, n, self._scratch))
-            if tx.state[1] or k < n:  # also when full: frames a failed kick left queued must go out
-                try:
-                    tx.sock.send(b"", socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    pass
-                except OSError as e:
-                    if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
-                        failed = True
-                    else:
-                        self.count_error()
-        if failed:
-            self.check_link(force=True)
+            k = int(phy_tx(tx.ring.r8, tx.ring.r32, tx.state, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header,
+                           dp.meta, dp.data, dp.stats, self.slot, bufs, n, self._scratch))
+            if k < 0:
+                return self._drop_link_down(bufs, n)
+        self.after_native()
         return k
+
+    # -- the compiled worker loop's view ------------------------------------------------
+
+    def native_view(self, rx: bool, tx: bool) -> np.ndarray:
+        """The port's row for a compiled worker (``PH_*`` columns), opening the directions it uses.
+
+        An address is 0 while that direction has no socket (link gone, not up yet): rx
+        then receives nothing and tx counts ``link_down``.  Addresses stay valid until the
+        plan generation changes and a grace period has passed (:meth:`_reap`).
+        """
+        row = np.zeros(PH_COLS, np.int64)
+        with self._mgmt_lock, self._rx_lock, self._tx_lock:
+            if not self.closed and self.link != "gone":
+                try:
+                    if rx:
+                        self._use_rx = True
+                        if self._rxs is None:
+                            self._open_rx()
+                    if tx:
+                        self._use_tx = True
+                        if self._txs is None and self.admin_up:
+                            self._open_tx()
+                except OSError:
+                    self._next_check = 0.0
+            if rx and self._rxs is not None:
+                row[PH_RX] = self._rxs.ring.mm_addr
+                row[PH_RXS] = self._rxs.state.__array_interface__["data"][0]
+            if tx and self._txs is not None:
+                row[PH_TX] = self._txs.ring.mm_addr
+                row[PH_TXS] = self._txs.state.__array_interface__["data"][0]
+        return row
+
+    def after_native(self) -> None:
+        """After bursts (compiled or not): look at the link when due or when a kick found it gone."""
+        tx = self._txs
+        if tx is not None and tx.state[TXS_KICK]:
+            tx.state[TXS_KICK] = 0
+            self.check_link(force=True)
+        elif time.monotonic() >= self._next_check:
+            self.check_link()
 
     def _drop_link_down(self, bufs: np.ndarray, n: int) -> int:
         self.count_drop("link_down", n)
@@ -620,6 +761,7 @@ class PhyPort(Port):
                 self.link = "gone"
                 self.admin_up = False
             self.closed = True
+        self._reap()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -631,7 +773,7 @@ class PhyPort(Port):
             "link": self.link,
             "fanout_group": (self.ifindex & 0xFFFF) if self.fanout else None,
             "rx_ring": f"TPACKET_V3 {RX_BLOCKS}x{RX_BLOCK_SIZE} B, retire {RETIRE_MS} ms",
-            "tx_ring": f"TPACKET_V2 {TX_BLOCKS * TX_BLOCK_SIZE // TX_FRAME_SIZE} slots",
+            "tx_ring": f"TPACKET_V2 {TX_FRAMES} slots",
             "rx_open": self._rxs is not None,
             "tx_open": self._txs is not None,
             "reopens": self.reopens,

@@ -40,20 +40,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import numpy as np
-from numba import njit, types
+from numba import njit
 
 from spp.ports.base import Port, PortError, PortId, register_driver
 from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
-from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
-from spp.runtime.stats import REASON
+from spp.ports.native import KIND_TAP
+from spp.runtime import libc, quiesce
+from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc, pool_free
+from spp.runtime.rawmem import raw_array
+from spp.runtime.stats import ERRORS, REASON, stat_add
+
+log = logging.getLogger(__name__)
 
 TUNSETIFF: Final = 0x400454CA
 IFF_TAP: Final = 0x0002
@@ -74,18 +79,28 @@ _RUNT: Final = REASON["runt"]
 _TOO_LONG: Final = REASON["too_long"]
 _BAD: Final = REASON["bad_frame"]
 _NOMBUF: Final = REASON["nombuf"]
+_LINK_DOWN: Final = REASON["link_down"]
+_NO_NRT: dict[str, Any] = {"_nrt": False}
+#: The port's state words (``TapPort._st``, int64), read and written by the compiled kernels:
+#: the descriptor (-1 once closed), rx's last errno, tx's last errno, tx frames refused as bad,
+#: link errors (writes refused because the device is down or deleted).
+TS_FD, TS_RXERR, TS_TXERR, TS_TXBAD, TS_LINKERR = range(5)
+TS_LEN: Final = 8
+#: Columns of a tap port's row for the compiled worker loop (:meth:`TapPort.native_view`):
+#: addresses of the state words, the rx iovec and the rx scratch area.
+TP_ST, TP_IOV, TP_SCR = range(3)
+TP_COLS: Final = 3
 
-# libc, called from compiled code (resolved by symbol name, so numba can cache the result).
-_readv = cast("Callable[..., int]", types.ExternalFunction("readv", types.intp(types.intc, types.uintp, types.intc)))
-_write = cast("Callable[..., int]", types.ExternalFunction("write", types.intp(types.intc, types.uintp, types.uintp)))
-_errno_location = cast("Callable[[], Any]", types.ExternalFunction("__errno_location", types.CPointer(types.intc)()))  # type: ignore[no-untyped-call]
+_readv = libc.readv
+_write = libc.write
+_errno_location = libc.errno_location
 
 # The TAP devices this process holds open: interface name -> [(stack prefix, port id, ifindex)].
 _held: dict[str, list[tuple[str, PortId, int]]] = {}
 _held_lock = threading.Lock()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def tap_rx(fd: int, iov: np.ndarray, scratch: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray,
            refcnt: np.ndarray, header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray,
            slot: int, out: np.ndarray, n: int, res: np.ndarray) -> int:
@@ -141,7 +156,7 @@ def tap_rx(fd: int, iov: np.ndarray, scratch: np.ndarray, pctrl: np.ndarray, psl
     return k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **_NO_NRT)
 def tap_tx(fd: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
            meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
            scratch: np.ndarray, res: np.ndarray) -> int:
@@ -185,10 +200,62 @@ def tap_tx(fd: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, h
     return k
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def tap_send(st: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+             meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
+             scratch: np.ndarray) -> int:
+    """A tap port's transmit (``st``: the port's state words): the accepted prefix length.
+
+    -1: the port is closed (nothing taken; the caller counts ``link_down``).  Frames the
+    device refuses as bad count an error each; a device down or deleted (``EIO``,
+    ``EBADFD``) takes the rest of the burst as ``link_down``.  The Python port and the
+    compiled worker loop both transmit through here.
+    """
+    fd = st[TS_FD]
+    if fd < 0:
+        return -1
+    k: int = tap_tx(fd, pctrl, pslots, refcnt, header, meta, data, stats, slot, ids, n, scratch,
+                    st[TS_TXERR : TS_TXBAD + 1])
+    row = stats[slot]
+    stat_add(row, ERRORS, st[TS_TXBAD])
+    if (st[TS_TXERR] == EIO or st[TS_TXERR] == EBADFD) and k < n:
+        st[TS_LINKERR] += 1
+        stat_add(row, _LINK_DOWN, n - k)
+        for i in range(n - k):
+            scratch[i] = ids[k + i]
+        pool_free(pctrl, pslots, refcnt, header, scratch, 0, n - k)
+        k = n
+    return k
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def tap_rx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
+    """:func:`tap_rx` for a compiled worker (``row``: ``TP_*`` columns, arrays by address)."""
+    st = raw_array(row[TP_ST], TS_LEN, np.int64)
+    fd = st[TS_FD]
+    if fd < 0:
+        return 0
+    k: int = tap_rx(fd, raw_array(row[TP_IOV], 4, np.uint64), raw_array(row[TP_SCR], SCRATCH, np.uint8), pctrl,
+                    pslots, refcnt, header, meta, data, stats, slot, out, n, st[TS_RXERR : TS_RXERR + 1])
+    return k
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def tap_tx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
+              scratch: np.ndarray) -> int:
+    """:func:`tap_send` for a compiled worker."""
+    k: int = tap_send(raw_array(row[TP_ST], TS_LEN, np.int64), pctrl, pslots, refcnt, header, meta, data, stats,
+                      slot, ids, n, scratch)
+    return k
+
+
 class TapPort(Port):
     """A TAP device; see the module docstring."""
 
     ptype = "tap"
+    native_kind = KIND_TAP
 
     def __init__(self, dp: Dataplane, pid: PortId, name: str | None = None, multi_queue: bool = False,
                  ipv6: bool = False, up: bool = True, attach: bool = False) -> None:
@@ -217,9 +284,13 @@ class TapPort(Port):
         self._iov = np.zeros(4, np.uint64)
         self._rx_scratch = np.zeros(SCRATCH, np.uint8)
         self._scratch = np.empty(256, np.int32)
-        self._res = np.zeros(2, np.int64)
-        self._rx_res = np.zeros(2, np.int64)
-        self.link_errors = 0
+        self._st = np.zeros(TS_LEN, np.int64)
+        self._st[TS_FD] = self.fd
+
+    @property
+    def link_errors(self) -> int:
+        """Writes the device refused because it was down or deleted."""
+        return int(self._st[TS_LINKERR])
 
     def _check_may_attach(self, ifindex: int, multi_queue: bool, attach: bool) -> None:
         """Refuse to attach to the existing interface ``self.name`` unless it is meant.
@@ -309,27 +380,27 @@ class TapPort(Port):
             return 0
         dp = self.dp
         return int(tap_rx(self.fd, self._iov, self._rx_scratch, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header,
-                          dp.meta, dp.data, dp.stats, self.slot, bufs, n, self._rx_res))
+                          dp.meta, dp.data, dp.stats, self.slot, bufs, n, self._st[TS_RXERR : TS_RXERR + 1]))
 
     def _tx(self, bufs: np.ndarray, n: int) -> int:
-        if self.closed:
-            self.count_drop("link_down", n)
-            self.dp.free(bufs[:n].copy(), n)
-            return n
         if len(self._scratch) < n:
             self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
         dp = self.dp
-        k = int(tap_tx(self.fd, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
-                       self.slot, bufs, n, self._scratch, self._res))
-        if self._res[1]:
-            self.count_error(int(self._res[1]))
-        if self._res[0] in (EIO, EBADFD) and k < n:
-            # The device is down (EIO) or was deleted (EBADFD): nothing more will go out now.
-            self.link_errors += 1
-            self.count_drop("link_down", n - k)
-            self.dp.free(bufs[k:n].copy(), n - k)
-            k = n
+        k = int(tap_send(self._st, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats,
+                         self.slot, bufs, n, self._scratch))
+        if k < 0:
+            self.count_drop("link_down", n)
+            self.dp.free(bufs[:n].copy(), n)
+            return n
         return k
+
+    def native_view(self) -> np.ndarray:
+        """The port's row for a compiled worker (``TP_*`` columns): arrays the port keeps for its life."""
+        row = np.zeros(TP_COLS, np.int64)
+        row[TP_ST] = self._st.__array_interface__["data"][0]
+        row[TP_IOV] = self._iov.__array_interface__["data"][0]
+        row[TP_SCR] = self._rx_scratch.__array_interface__["data"][0]
+        return row
 
     def fileno(self) -> int | None:
         return None if self.closed else self.fd
@@ -367,6 +438,12 @@ class TapPort(Port):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._st[TS_FD] = -1
+            # A compiled worker may be in a burst on the descriptor: close it only after a grace
+            # period, or a new file could get its number and receive our frames.
+            self._callbacks_changed()
+            if not quiesce.synchronize():
+                log.warning("%s: a worker did not pass a quiescent point in time; closing the device anyway", self.id)
             os.close(self.fd)
             with _held_lock:
                 held = _held.get(self.name, [])

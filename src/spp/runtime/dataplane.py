@@ -25,6 +25,7 @@ from numba import njit
 
 from spp.runtime import members, ringcore
 from spp.runtime.atomics import atomic_add
+from spp.runtime.rawmem import copy_bytes
 from spp.runtime.shm import Segment, StackLock, mappers, segment_path
 from spp.runtime.stats import N_FIELDS
 
@@ -194,7 +195,7 @@ def copy_frames(data: np.ndarray, meta: np.ndarray, src: np.ndarray, dst: np.nda
         cl = ln
         if snaplen > 0 and cl > snaplen:
             cl = snaplen
-        data[d, HEADROOM:HEADROOM + cl] = data[s, off:off + cl]
+        copy_bytes(data, d * data.shape[1] + HEADROOM, data, s * data.shape[1] + off, cl)  # no runtime needed
         meta[d, 1] = cl
         meta[d, 2] = meta[s, 2]
         meta[d, 3] = meta[s, 3]

@@ -48,16 +48,20 @@ import numpy as np
 from numba import njit
 
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
-from spp.mirror.engine import STAT_COLS
+from spp.components.mirror import mirror_duplicate
+from spp.components.vlan import OP_NONE, apply_vlan, unshare
+from spp.mirror.engine import STAT_COLS, mirror_tap
 from spp.mirror.filters import N_PARAMS, select_frames
-from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
+from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
+from spp.ports.tap import TP_COLS, tap_rx_at, tap_tx_at
 from spp.ports.vhost_port import RXQ, TXQ
 from spp.ports.vhost_ring import Q_BROKEN, Q_CALL, Q_COLS, Q_HDR, Q_MRG, Q_READY, guest_to_pool, pool_to_guest
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
-from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM
+from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM, pool_free
 from spp.runtime.rawmem import raw_array
-from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.runtime.stats import ERRORS, N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 #: The local cache is trimmed back to ``LC_KEEP`` buffers when it grows past ``LC_CAP``.
 LC_CAP = 512
@@ -69,6 +73,9 @@ _NO_NRT: dict[str, Any] = {"_nrt": False}
 #: Component types of the compiled loop.
 CT_FORWARD = 0
 CT_CLASSIFIER = 1
+#: spp_mirror's ``mirror`` component: ``tab_off[c]`` is the address of its copy-mode word (1: deep).
+CT_MIRROR = 2
+_MIRROR_NOMBUF = REASON["mirror_nombuf"]
 _RUNT = REASON["runt"]
 _MIRROR_FULL = REASON["mirror_full"]
 #: Columns of a port mirror's row in ``minfo``: copy mode deep (0/1), snaplen, source
@@ -86,12 +93,18 @@ N_FLAGS = 4
 #: count of its region table (stored in ``vh`` itself, after the ports' rows).
 VH_MEM, VH_SIZE, VH_STATE, VH_REG0, VH_NREG = range(5)
 VH_COLS = 5
+assert PH_COLS <= VH_COLS and TP_COLS <= VH_COLS  # phy and tap rows live in the same table
 _QROW = 8 * Q_COLS
 _LINK_DOWN = REASON["link_down"]
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
 MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
 _NO_ROUTE = REASON["no_route"]
+_NOMBUF = REASON["nombuf"]
+#: Columns of a tx row's ``tx_info``: its port mirrors (first in ``mlist``, count), its VLAN
+#: operation (code of :mod:`spp.components.vlan`) and TCI.
+TI_MOFF, TI_MN, TI_VOP, TI_TCI = range(4)
+TI_COLS = 4
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -145,19 +158,49 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
     return total
 
 
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _mirror_dev_tx(dkind: int, row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+                   header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray, dslot: int,
+                   ids: np.ndarray, k: int, scratch: np.ndarray, mrow: np.ndarray, own: bool) -> None:
+    """Send a mirror's copies ``ids[:k]`` on a phy/tap destination (row ``row`` of ``vh``), as
+    :meth:`spp.mirror.engine.PortMirror.tap` does through ``tx_burst``: the driver counts its tx;
+    refused copies count ``full`` (mirror, ``mrow``) and ``mirror_full`` (destination) and are
+    released; a destination not up takes them as ``link_down``.  ``own``: the copies are private
+    (deep; released = freed), else shared references (the caller still holds one each)."""
+    if dkind == KIND_PHY:
+        acc = phy_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
+    else:
+        acc = tap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
+    start = acc
+    if acc < 0:
+        stat_add(stats[dslot], _LINK_DOWN, k)
+        start = 0
+        acc = k
+    elif acc < k:
+        mrow[3] += k - acc
+        stat_add(stats[dslot], _MIRROR_FULL, k - acc)
+    mrow[0] += acc
+    if start < k:
+        if own:
+            pool_free(pctrl, pslots, refcnt, header, ids, start, k - start)
+        else:
+            for i in range(start, k):  # never the last reference: the caller still holds one
+                atomic_add(refcnt, ids[i], -1)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
              macc: np.ndarray, msel: np.ndarray, data: np.ndarray,
              meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
              stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int,
-             known_bytes: int) -> None:
+             known_bytes: int, vh: np.ndarray) -> None:
     """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (which stay the caller's).
 
     ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
 
-    Shallow copies only (deep copies need the numba runtime, which this loop is compiled
-    without: such mirrors keep the Python path).  Same outcome as
-    :func:`spp.mirror.engine.mirror_tap`:
+    Deep (and snaplen'd) mirrors run :func:`spp.mirror.engine.mirror_tap` itself (fresh
+    pool buffers, ``msel`` split in two for its scratch; its counts go to ``macc[m]`` and
+    straight to the destination's row).  Shallow ones have the same outcome as ``mirror_tap``:
     the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
     row after the call), the destination's tx packets/bytes and ``mirror_full`` to
     ``macc[m, MA_TXP/MA_TXB/MA_FULL]`` (added to the shared counters by :func:`_settle`).
@@ -166,10 +209,20 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
     a null destination would take a reference and drop it at once while the caller
     still holds one: only the counts change, so only they are updated.
     """
+    half = msel.shape[0] >> 1
     for q in range(first, first + count):
         m = mlist[q]
         a = minfo[m, MI_DARG]
         dkind = minfo[m, MI_DKIND]
+        ra = a if dkind == KIND_RING else 0
+        if minfo[m, MI_DEEP]:  # copies into fresh pool buffers: the Python path's own kernel
+            k = mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mvlan[m], False, mparams[m],
+                           mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel[:half], msel[half:],
+                           macc[m], dkind, ring_ctrl[ra], ring_slots[ra], minfo[m, MI_DSLOT], _MIRROR_FULL)
+            if k:  # copies for a phy/tap destination, msel[half:half+k]: ours to send or free
+                _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT],
+                               msel[half:], k, msel[:half], macc[m], True)
+            continue
         if mparams[m, 0] == 0:
             k = n
             if dkind == KIND_NULL:  # every frame, counted only: no need for the id list
@@ -203,6 +256,10 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
                 refcnt[b] = 2
             else:
                 atomic_add(refcnt, b, 1)
+        if dkind != KIND_RING:  # phy/tap: the driver's own transmit kernel (it counts the destination's tx)
+            _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT], msel,
+                           k, msel[half:], macc[m], False)
+            continue
         acc = ringcore.ring_enqueue(ring_ctrl[a], ring_slots[a], msel, 0, k)
         for i in range(acc):
             nbytes += meta[msel[i], 1]
@@ -266,11 +323,24 @@ def _vhost_tx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, ref
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _vlan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
+          header: np.ndarray, row: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int, one: np.ndarray) -> int:
+    """A port's VLAN operation on ``ids[:n]``, as the Python worker does it: shared buffers get
+    private copies first (frames left without one: ``nombuf`` on the port, ``row``), frames the
+    operation cannot edit count an error; returns how many frames are kept (``ids[:m]``)."""
+    m: int = unshare(pctrl, pslots, refcnt, meta, data, header, ids, n, one)
+    stat_add(row, _NOMBUF, n - m)
+    bad: int = apply_vlan(data, meta, ids, m, op, tci)
+    stat_add(row, ERRORS, bad)
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
            txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
-           data: np.ndarray, stats: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray,
+           data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
            minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray,
            msel: np.ndarray, vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
     """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill.
@@ -282,17 +352,29 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     if n == 0:
         return ln
     txcnt[t] = 0
-    if tx_mn[t]:
-        _mirrors(tx_moff[t], tx_mn[t], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
-                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1)
+    if tx_info[t, TI_VOP] != OP_NONE:  # before the mirrors, as a port's tx_burst sees the edited frames
+        n = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[tx_slot[t]], txbuf[t], n, tx_info[t, TI_VOP],
+                  tx_info[t, TI_TCI], msel)
+        if n == 0:
+            return ln
+    if tx_info[t, TI_MN]:
+        _mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
+                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1, vh)
     if tx_kind[t] == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
         return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
-    if tx_kind[t] == KIND_VHOST:
-        k = _vhost_tx(vh, tx_arg[t], pctrl, pslots, refcnt, meta, data, header, stats, tx_slot[t], txbuf[t], n,
-                      flags)
-        if k < 0:  # the guest's receive queue is not running
+    if tx_kind[t] >= KIND_VHOST:  # the driver's kernel counts its own tx
+        if tx_kind[t] == KIND_VHOST:
+            k = _vhost_tx(vh, tx_arg[t], pctrl, pslots, refcnt, meta, data, header, stats, tx_slot[t], txbuf[t], n,
+                          flags)
+        elif tx_kind[t] == KIND_PHY:  # msel is free again once the mirrors ran: the kernel's scratch
+            k = phy_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
+                          msel)
+        else:
+            k = tap_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
+                          msel)
+        if k < 0:  # the guest's receive queue is not running, the interface is not up
             stat_add(stats[tx_slot[t]], _LINK_DOWN, n)
             return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
         if k < n:
@@ -307,6 +389,22 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     if k < n:
         txd[t] += n - k
         ln = _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, k, n - k, lc, ln)
+    return ln
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
+def _flush_rows(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, header: np.ndarray,
+                ring_ctrl: np.ndarray, ring_slots: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
+                txbuf: np.ndarray, txcnt: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
+                lc: np.ndarray, ln: int, data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
+                minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray, msel: np.ndarray,
+                vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
+    """:func:`_flush` every tx row (an idle pass, the end of a call): a call, not inlined, so the
+    loop's body holds one copy of ``_flush`` instead of three."""
+    for t in range(tx_kind.shape[0]):
+        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf, txcnt,
+                    txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags,
+                    tx_slot)
     return ln
 
 
@@ -431,9 +529,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
               lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
-              tx_moff: np.ndarray, tx_mn: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
+              tx_info: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
               mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray,
-              msel: np.ndarray) -> int:
+              msel: np.ndarray, rx_vlan: np.ndarray, mout: np.ndarray, mdst: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -441,7 +539,6 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
     round trip, and the helpers are inlined into one loop.
     """
     ncomp = n_rx.shape[0]
-    ntx = tx_kind.shape[0]
     cap = txbuf.shape[1]
     burst = min(burst, cap, rxs.shape[0])
     ln = 0
@@ -458,9 +555,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     cnt = txcnt[t0]
                     room = min(cap - cnt, burst)
                     dst = txbuf[t0]
-                else:
+                else:  # each of its rows holds < burst and gains at most one frame per received frame
                     cnt = 0
-                    room = burst
+                    room = min(burst, cap - burst + 1)
                     dst = rxs
                 kind = rx_kind[c, r]
                 k = 0
@@ -504,53 +601,69 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         for i in range(k):
                             rxb[c, r] += meta[dst[cnt + i], 1]
                         rxp[c, r] += k
-                elif kind == KIND_VHOST and room > 0:  # counts its own rx, as its rx_burst does
+                elif kind == KIND_PHY and room > 0:  # counts its own rx, as its rx_burst does
+                    k = phy_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
+                                  dst[cnt : cnt + room], room)
+                elif kind == KIND_TAP and room > 0:
+                    k = tap_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
+                                  dst[cnt : cnt + room], room)
+                elif kind == KIND_VHOST and room > 0:
                     k = _vhost_rx(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
                                   dst[cnt : cnt + room], room, flags)
                 if k and rx_mn[c, r]:
                     _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
-                             k * rx_arg[c, r] if kind == KIND_NULL else -1)
+                             k * rx_arg[c, r] if kind == KIND_NULL else -1, vh)
+                if k and rx_vlan[c, r, 0] != OP_NONE:  # after the port's mirrors, as after its rx_burst
+                    got += k
+                    k = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[rx_slot[c, r]], dst[cnt : cnt + k], k,
+                              rx_vlan[c, r, 0], rx_vlan[c, r, 1], msel)
+                    got -= k
                 got += k
                 if fwd:
                     txcnt[t0] = cnt + k
-                    if cnt + k >= burst:
-                        ln = _flush(t0, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                    tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    continue
-                o = tab_off[c]
-                for i in range(k):
-                    b = rxs[i]
-                    code, x, y = _classify_one(data, meta, tabs, o, b)
-                    if code == 0:
-                        t = t0 + x
-                        txbuf[t, txcnt[t]] = b
-                        txcnt[t] += 1
-                        if txcnt[t] >= burst:
-                            ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind,
-                                        tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    elif code == 1:
-                        if y - x > 1:
-                            atomic_add(refcnt, b, y - x - 1)
-                        for j in range(x, y):
-                            t = t0 + tabs[j]
+                elif ctype[c] == CT_MIRROR:  # originals to tx 0, duplicates to tx 1 (deep: fresh pool buffers)
+                    if k:
+                        deep = raw_array(tab_off[c], 1, np.int64)[0] != 0
+                        m2 = mirror_duplicate(data, meta, refcnt, pctrl, pslots, rxs, k, deep, mout, mdst)
+                        if m2 < 2 * k:
+                            cdrops_acc[c, _MIRROR_NOMBUF] += 2 * k - m2
+                        for i in range(m2):
+                            t = t0 + mdst[i]
+                            txbuf[t, txcnt[t]] = mout[i]
+                            txcnt[t] += 1
+                else:
+                    o = tab_off[c]
+                    for i in range(k):
+                        b = rxs[i]
+                        code, x, y = _classify_one(data, meta, tabs, o, b)
+                        if code == 0:
+                            t = t0 + x
                             txbuf[t, txcnt[t]] = b
                             txcnt[t] += 1
-                            if txcnt[t] >= burst:
-                                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots,
-                                            tx_kind, tx_arg, txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
-                    else:
-                        cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
-                        ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
+                        elif code == 1:
+                            if y - x > 1:
+                                atomic_add(refcnt, b, y - x - 1)
+                            for j in range(x, y):
+                                t = t0 + tabs[j]
+                                txbuf[t, txcnt[t]] = b
+                                txcnt[t] += 1
+                        else:
+                            cdrops_acc[c, _RUNT if code == -2 else _NO_ROUTE] += 1
+                            ln = _trim(pctrl, pslots, lc, _free_one(refcnt, header, b, lc, ln))
+                # Send the rows that reached a burst.  One call site (``_flush`` is inlined: each
+                # site costs compile time).  A row holds < burst before an rx burst and gains at most
+                # one frame per received frame, so it never passes its capacity (2 bursts) here.
+                for t in range(t0, tx_off[c + 1]):
+                    if txcnt[t] >= burst:
+                        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
+                        txbuf, txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
         total += got
         if got == 0:
-            for t in range(ntx):
-                ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                            txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+            ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+                        txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
                 _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
@@ -558,10 +671,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 dirty = False
         else:
             dirty = True
-    for t in range(ntx):
-        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                    txbuf, txcnt, txp, txb, txd, lc, ln,
-                        data, stats, tx_moff, tx_mn, mlist, minfo, mparams, mvlan, macc, msel, vh, flags, tx_slot)
+    ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+                        txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, tx_slot)
     _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total
@@ -575,7 +687,7 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     tmpl: np.ndarray, tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
                     tx_slot: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
-                    tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_moff: np.ndarray, tx_mn: np.ndarray,
+                    tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_info: np.ndarray, rx_vlan: np.ndarray,
                     mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
                     macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
@@ -589,14 +701,17 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     its drops (``runt``, ``no_route``) are added to ``cdrops[c]``.  ``txbuf[t, :txcnt[t]]``
     holds tx row ``t``'s unsent frames.  Port mirrors (built-in filters or none, ring or
     null destination) run on received bursts of rx row ``(c, r)`` (``mlist[rx_moff[c, r]:
-    +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_moff``/``tx_mn``);
+    +rx_mn[c, r]]``) and on bursts about to be sent on tx row ``t`` (``tx_info[t]``: ``TI_*`` columns,
+    also the VLAN operation of the tx row; ``rx_vlan[c, r]`` is an rx row's: operation code and TCI);
     mirror ``m`` is ``minfo[m]`` (``MI_*`` columns), ``mparams[m]``/``mvlan[m]`` its
     filters, and its statistics are added to its row ``minfo[m, MI_SROW]`` of ``mtab``
     (or left in ``macc[m]`` when that is -1).  ``flags`` (``F_*`` words) tell the
     worker what it has to settle after the call.  vhost port ``v`` (rx/tx arg) is row
     ``vh[v]`` (``VH_*`` columns); its region table (:mod:`spp.ports.vhost_mem` ``R_*``
     columns) is rows ``vh[v, VH_REG0]:+vh[v, VH_NREG]`` of the same array, after the
-    ports' rows.  Its guest memory must stay mapped for the whole call.  On return every ``txcnt`` is 0, every counter
+    ports' rows.  Its guest memory must stay mapped for the whole call.  A phy port's
+    rx/tx arg is a row of ``vh`` too (:mod:`spp.ports.phy` ``PH_*`` columns: its rings by
+    address, which must stay mapped for the whole call).  On return every ``txcnt`` is 0, every counter
     is up to date and every free buffer is back in the pool ring.
     """
     ncomp = n_rx.shape[0]
@@ -610,12 +725,14 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     cdrops_acc = np.zeros(cdrops.shape, np.int64)
     lc = np.empty(LC_CAP + LC_REFILL + 2 * txbuf.shape[1] + burst, np.int32)
     rxs = np.empty(max(burst, 1), np.int32)
-    msel = np.empty(txbuf.shape[1] + burst, np.int32)
+    msel = np.empty(2 * (txbuf.shape[1] + burst), np.int32)
+    mout = np.empty(2 * max(burst, 1), np.int32)
+    mdst = np.empty(2 * max(burst, 1), np.int64)
     total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
                            rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
                            tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
-                           txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_moff, tx_mn, mlist, minfo, mparams,
-                           mvlan, macc, mtab, flags, vh, msel)
+                           txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_info, mlist, minfo, mparams,
+                           mvlan, macc, mtab, flags, vh, msel, rx_vlan, mout, mdst)
     return total
 
 
@@ -641,7 +758,7 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
                                np.arange(n + 1, dtype=np.int64), tx_kind, tx_arg, tx_slot, _NO_TABS,
                                np.zeros(n, np.int64), np.zeros((n, N_FIELDS), np.int64), txbuf, txcnt, iters,
                                burst, ring_full, tx_full, np.zeros(shape, np.int64), np.zeros(shape, np.int64),
-                               np.zeros(tx_kind.shape[0], np.int64), np.zeros(tx_kind.shape[0], np.int64),
+                               np.zeros((tx_kind.shape[0], TI_COLS), np.int64), np.zeros((*shape, 2), np.int64),
                                _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
                                np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64),
                                np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64),

@@ -11,11 +11,13 @@ poll received nothing, or ``DRAIN_NS`` after the first buffered frame, whichever
 first.  Frames the port refuses are freed and counted on that port
 (``ring_full``/``tx_full``).
 
-When every component of a plan is a forward/merge or a classifier over in-memory
-ports (null, ring) with no VLAN operations and no callbacks other than port mirrors
-the compiled loop can run (shallow, built-in filters or none, ring/null destination), the worker runs
-:func:`native_run_plan`, many bursts per call, instead of the Python loop; it counts
-exactly what the Python loop would (port counters, component drops).
+When every component of a plan is a forward/merge, a classifier or a mirror over ports
+with a compiled driver (null, ring, vhost, phy, tap), with VLAN operations or not, and
+every callback is a port mirror the compiled loop can run (no Python filter or lock,
+ring/null destination), the worker runs :func:`native_run_plan`, many bursts per call,
+instead of the Python loop; it counts exactly what the Python loop would (port
+counters, component drops).  :attr:`Worker.path` says which loop runs and, for the
+Python one, why.
 """
 
 from __future__ import annotations
@@ -34,18 +36,26 @@ from spp.components.vlan import NO_VLAN, OP_NONE, VlanOp, apply_vlan, unshare
 from spp.mirror.engine import PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
-from spp.ports.native import KIND_NULL, KIND_RING, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.null import NullPort
+from spp.ports.phy import PH_COLS
+from spp.ports.tap import TP_COLS
 from spp.runtime import pause, quiesce
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.native_loop import (
     CT_CLASSIFIER,
     CT_FORWARD,
+    CT_MIRROR,
     F_CDROPS,
     F_VHOST,
     MA_TXP,
     MI_COLS,
     N_FLAGS,
+    TI_COLS,
+    TI_MN,
+    TI_MOFF,
+    TI_TCI,
+    TI_VOP,
     VH_COLS,
     VH_REG0,
     native_run_plan,
@@ -97,8 +107,9 @@ class _TxBuffer:
 def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
 
-    It can when every callback is a shallow :class:`PortMirror` without a Python filter
-    or lock whose destination is an open ring or null port without callbacks.
+    It can when every callback is a :class:`PortMirror` (shallow, deep or snaplen'd)
+    without a Python filter or lock whose destination is an open ring, null, phy or tap
+    port without callbacks.
     """
     out: list[PortMirror] = []
     for cb in cbs:
@@ -106,9 +117,9 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
         if not isinstance(pm, PortMirror) or getattr(cb, "__func__", None) is not PortMirror._callback:
             return None
         d = pm.destination
-        if pm.filter is not None or pm.lock is not None or pm.deep or d.closed or d.has_callbacks:
+        if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
             return None
-        if d.native()[0] not in (KIND_NULL, KIND_RING):
+        if d.native()[0] not in (KIND_NULL, KIND_RING, KIND_PHY, KIND_TAP):
             return None
         out.append(pm)
     return out
@@ -125,12 +136,14 @@ class _NativePlan:
 
     def __init__(self, plan: WorkerPlan) -> None:
         from spp.components.classifier import Classifier
+        from spp.components.mirror import Mirror
 
         comps = [c for c in plan.components if c.ready]
         n = len(comps)
         max_rx = max((len(c.rx) for c in comps), default=1) or 1
         self.comps = comps
-        self.ctype = np.array([CT_CLASSIFIER if isinstance(c.component, Classifier) else CT_FORWARD
+        self.ctype = np.array([CT_CLASSIFIER if isinstance(c.component, Classifier)
+                               else CT_MIRROR if isinstance(c.component, Mirror) else CT_FORWARD
                                for c in comps], np.int64)
         self.n_rx = np.array([len(c.rx) for c in comps], np.int64)
         self.rx_kind = np.zeros((n, max_rx), np.int64)
@@ -139,6 +152,7 @@ class _NativePlan:
         self.rx_tmpl = np.zeros((n, max_rx), np.int64)
         self.rx_ntmpl = np.zeros((n, max_rx), np.int64)
         self.rx_cur = np.zeros((n, max_rx), np.int64)
+        self.rx_vlan = np.zeros((n, max_rx, 2), np.int64)
         self.tx_off = np.zeros(n + 1, np.int64)
         rows: list[np.ndarray] = []
         self.template_ports: list[tuple[NullPort, int, int]] = []
@@ -150,8 +164,23 @@ class _NativePlan:
         vrows: list[tuple[int, int, int, int, int]] = []
         vregs: list[np.ndarray] = []
 
-        def native(port: Port) -> tuple[int, int]:
+        self.phy_ports: list[Port] = []
+        self.tap_ports: list[Port] = []
+        phy_dirs: list[list[bool]] = []
+
+        def native(port: Port, rx: bool = False) -> tuple[int, int]:
             kind, arg = port.native()
+            if kind == KIND_TAP:
+                if port not in self.tap_ports:
+                    self.tap_ports.append(port)
+                return kind, self.tap_ports.index(port)
+            if kind == KIND_PHY:
+                if port not in self.phy_ports:
+                    self.phy_ports.append(port)
+                    phy_dirs.append([False, False])
+                p = self.phy_ports.index(port)
+                phy_dirs[p][0 if rx else 1] = True
+                return kind, p
             if kind != KIND_VHOST:
                 return kind, arg
             if port not in self.vhost_ports:
@@ -163,8 +192,9 @@ class _NativePlan:
 
         for i, c in enumerate(comps):
             for j, a in enumerate(c.rx):
-                self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port)
+                self.rx_kind[i, j], self.rx_arg[i, j] = native(a.port, rx=True)
                 self.rx_slot[i, j] = a.port.slot
+                self.rx_vlan[i, j] = a.vlan.code, a.vlan.tci
                 if isinstance(a.port, NullPort) and a.port.templates is not None:
                     self.rx_tmpl[i, j] = sum(len(r) for r in rows)
                     self.rx_ntmpl[i, j] = len(a.port.templates)
@@ -178,12 +208,31 @@ class _NativePlan:
                 self.tab_off[i] = at
                 tabs.append(comp.table.packed)
                 at += len(comp.table.packed)
+            elif isinstance(comp, Mirror):  # its copy mode, read live (a mode change is not a plan change)
+                self.tab_off[i] = comp.mode_word.__array_interface__["data"][0]
         txs = [a for c in comps for a in c.tx]
         tx_native = [native(a.port) for a in txs]
+        # port mirrors' phy/tap destinations get rows too (transmit direction)
+        dev_dest: dict[int, int] = {}
+        for a in (*(a for c in comps for a in c.rx), *txs):
+            for pm in (*(native_mirrors(a.port._rx_cbs) or ()), *(native_mirrors(a.port._tx_cbs) or ())):
+                if pm.destination.native()[0] in (KIND_PHY, KIND_TAP):
+                    dev_dest[id(pm)] = native(pm.destination)[1]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
         self.tx_arg = np.array([a for _, a in tx_native], np.int64)
-        # vhost rows, then their region tables (padded to VH_COLS columns) in the same array
-        self.vh = np.zeros((max(len(vrows) + sum(len(r) for r in vregs), 1), VH_COLS), np.int64)
+        # vhost rows, then their region tables (padded to VH_COLS columns), then the phy
+        # ports' rows (each port's rings by address, opened for the directions the plan uses)
+        nreg = sum(len(r) for r in vregs)
+        phy_at = len(vrows) + nreg
+        tap_at = phy_at + len(self.phy_ports)
+        self.vh = np.zeros((max(tap_at + len(self.tap_ports), 1), VH_COLS), np.int64)
+        for k, port in enumerate(self.phy_ports):
+            self.vh[phy_at + k, :PH_COLS] = port.native_view(*phy_dirs[k])  # type: ignore[attr-defined]
+        for k, port in enumerate(self.tap_ports):
+            self.vh[tap_at + k, :TP_COLS] = port.native_view()  # type: ignore[attr-defined]
+        for arr, kinds in ((self.rx_arg, self.rx_kind), (self.tx_arg, self.tx_kind)):
+            arr[kinds == KIND_PHY] += phy_at
+            arr[kinds == KIND_TAP] += tap_at
         reg_at = len(vrows)
         for k, row in enumerate(vrows):
             self.vh[k] = row
@@ -199,11 +248,12 @@ class _NativePlan:
             k += len(r)
         self.tabs = np.concatenate(tabs) if tabs else np.zeros(1, np.int64)
         self.cdrops = np.zeros((n, N_FIELDS), np.int64)
-        self._mirrors(comps, txs)
+        self._mirrors(comps, txs, dev_dest, phy_at, tap_at)
         self.txbuf = np.zeros((max(len(txs), 1), BURST * 2), np.int32)
         self.txcnt = np.zeros(max(len(txs), 1), np.int64)
 
-    def _mirrors(self, comps: list[ComponentPlan], txs: list[Attachment]) -> None:
+    def _mirrors(self, comps: list[ComponentPlan], txs: list[Attachment], dev_dest: dict[int, int], phy_at: int,
+                 tap_at: int) -> None:
         """Port mirror arrays: per rx row and tx row the mirrors to run, per mirror its parameters."""
         from spp.mirror.engine import STAT_COLS
         from spp.mirror.filters import N_PARAMS
@@ -212,8 +262,7 @@ class _NativePlan:
         max_rx = self.rx_kind.shape[1]
         self.rx_moff = np.zeros((n, max_rx), np.int64)
         self.rx_mn = np.zeros((n, max_rx), np.int64)
-        self.tx_moff = np.zeros(len(txs), np.int64)
-        self.tx_mn = np.zeros(len(txs), np.int64)
+        self.tx_info = np.zeros((len(txs), TI_COLS), np.int64)
         index: dict[int, int] = {}
         self.mirrors: list[PortMirror] = []
         flat: list[int] = []
@@ -232,7 +281,8 @@ class _NativePlan:
             for j, a in enumerate(c.rx):
                 self.rx_moff[i, j], self.rx_mn[i, j] = add(native_mirrors(a.port._rx_cbs))
         for t, a in enumerate(txs):
-            self.tx_moff[t], self.tx_mn[t] = add(native_mirrors(a.port._tx_cbs))
+            self.tx_info[t, TI_MOFF], self.tx_info[t, TI_MN] = add(native_mirrors(a.port._tx_cbs))
+            self.tx_info[t, TI_VOP], self.tx_info[t, TI_TCI] = a.vlan.code, a.vlan.tci
         m = max(len(self.mirrors), 1)
         self.mlist = np.array(flat or [0], np.int64)
         self.minfo = np.zeros((m, MI_COLS), np.int64)
@@ -249,8 +299,13 @@ class _NativePlan:
             srow = _row_of(self.mtab, pm.stats)
             if srow < 0:
                 self.local_mirrors.append(k)
-            self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind,
-                             d.id.index if kind == KIND_RING else 0, d.slot, srow)
+            if kind == KIND_RING:
+                darg = d.id.index
+            elif kind in (KIND_PHY, KIND_TAP):  # the destination's row in ``vh``
+                darg = dev_dest[id(pm)] + (phy_at if kind == KIND_PHY else tap_at)
+            else:
+                darg = 0
+            self.minfo[k] = (int(pm.deep), pm.snaplen, pm.source.slot, kind, darg, d.slot, srow)
             self.mparams[k] = pm._params
             self.mvlan[k] = pm._vlanmap
         self.flags = np.zeros(N_FLAGS, np.int64)
@@ -269,6 +324,8 @@ class _NativePlan:
                 for col in np.flatnonzero(acc[k, :MA_TXP]):  # the rest is the destination's, already added
                     stat_add(row, int(col), int(acc[k, col]))
                 acc[k, :MA_TXP] = 0
+        for port in self.phy_ports:
+            port.after_native()  # type: ignore[attr-defined]
         if self.flags[F_VHOST]:
             self.flags[F_VHOST] = 0
             for port in self.vhost_ports:
@@ -285,22 +342,29 @@ class _NativePlan:
 
     @staticmethod
     def eligible(plan: WorkerPlan) -> bool:
+        return _NativePlan.why_not(plan) is None
+
+    @staticmethod
+    def why_not(plan: WorkerPlan) -> str | None:
+        """Why the compiled loop cannot run ``plan`` (None: it can)."""
         from spp.components.classifier import Classifier
+        from spp.components.mirror import Mirror
 
         for c in plan.components:
             if not c.ready:
                 continue
             comp = c.component
-            if not (comp.native_mode or type(comp) is Classifier):
-                return False
+            if not (comp.native_mode or type(comp) in (Classifier, Mirror)):
+                return f"component {comp.name} ({type(comp).__name__.lower()}) has no compiled kernel"
             if comp.native_mode and len(c.tx) != 1:
-                return False
+                return f"component {comp.name} has {len(c.tx)} tx ports (the compiled forward takes one)"
             for a in (*c.rx, *c.tx):
-                if a.port.native()[0] == 0 or a.vlan.code != OP_NONE:
-                    return False
+                if a.port.native()[0] == 0:
+                    return f"port {a.port.id} has no compiled driver"
                 if native_mirrors(a.port._rx_cbs) is None or native_mirrors(a.port._tx_cbs) is None:
-                    return False
-        return True
+                    return f"port {a.port.id} has a callback the compiled loop cannot run (a mirror with a " \
+                           f"Python filter or lock, or to a vhost/pcap port)"
+        return None
 
 
 def _row_of(table: np.ndarray, row: np.ndarray) -> int:
@@ -361,7 +425,9 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name=f"spp-worker-{core}", daemon=True)
         self._txbufs: dict[tuple[int, int], _TxBuffer] = {}
         self._scratch = np.empty(BURST, np.int32)
+        self._one = np.empty(1, np.int32)
         self._native: _NativePlan | None = None
+        self._why_python: str | None = None
         self.error: BaseException | None = None
         self.loops = 0
 
@@ -377,6 +443,13 @@ class Worker:
     @property
     def plan(self) -> WorkerPlan:
         return self._plan
+
+    @property
+    def path(self) -> tuple[str, str | None]:
+        """``("native", None)`` while the compiled loop runs the plan, else ``("python", why)``."""
+        if self._native is not None or not self._plan.components:
+            return ("native", None)
+        return ("python", self._why_python or "the plan changed; not adopted yet")
 
     def publish(self, plan: WorkerPlan, *, wait: bool = True, timeout: float = 5.0) -> None:
         """Hand ``plan`` to the worker; with ``wait``, return once it runs it."""
@@ -412,7 +485,9 @@ class Worker:
         for buf in self._txbufs.values():  # attachments that went away: send what they hold
             self._flush(buf)
         self._txbufs = keep
-        self._native = _NativePlan(plan) if plan.components and _NativePlan.eligible(plan) else None
+        why = _NativePlan.why_not(plan) if plan.components else None
+        self._native = _NativePlan(plan) if plan.components and why is None else None
+        self._why_python = why
         self._adopted = plan.generation
 
     def _run(self) -> None:
@@ -460,7 +535,7 @@ class Worker:
                                   npn.rx_arg, npn.rx_slot, npn.rx_tmpl, npn.rx_ntmpl, npn.rx_cur, npn.tmpl,
                                   npn.tx_off, npn.tx_kind, npn.tx_arg, npn.tx_slot, npn.tabs, npn.tab_off,
                                   npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
-                                  REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_moff, npn.tx_mn, npn.mlist,
+                                  REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_info, npn.rx_vlan, npn.mlist,
                                   npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags, npn.vh))
         npn.settle()
         return got
@@ -525,7 +600,7 @@ class Worker:
         counted as ``nombuf`` on ``port``.
         """
         dp = self.dp
-        m = int(unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, ids, n))
+        m = int(unshare(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, ids, n, self._one))
         if m < n:
             port.count_drop("nombuf", n - m)
         return m
