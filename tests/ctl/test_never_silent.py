@@ -35,7 +35,7 @@ def test_launch_with_a_nonsense_core_list_is_refused(stack: LocalStack, capsys: 
     err = capsys.readouterr().err
     assert "launch: -l: invalid core list 'abc'" in err
     assert main(["-b", stack.server, "-e", "pri; launch vf 9 -l 5-2"]) == 1
-    assert "a range goes upwards" in capsys.readouterr().err
+    assert "the range must go upwards" in capsys.readouterr().err
 
 
 def test_launch_reports_the_childs_own_error(stack: LocalStack, http: httpx.Client,
