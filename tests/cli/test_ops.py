@@ -30,6 +30,8 @@ DAEMONS = {
     "spp-primary": ["-m", "spp.control.primary"],
     "spp-vf": ["-c", "import sys; from spp.control.secondary import main_vf; sys.exit(main_vf())"],
     "spp-mirror": ["-c", "import sys; from spp.control.secondary import main_mirror; sys.exit(main_mirror())"],
+    "spp-nfv": ["-m", "spp.control.nfv"],
+    "spp-pcap": ["-m", "spp.control.pcap"],
 }
 SYSTEMD = Path(spp.__file__).parent / "systemd"
 

@@ -46,7 +46,12 @@ def _parsers() -> dict[str, Callable[[], argparse.ArgumentParser]]:
 
         return build_parser()
 
-    return {"spp": cli, "spp-ctl": ctl, "spp-primary": primary, "spp top": top, "spp demo": demo}
+    def pcap() -> argparse.ArgumentParser:
+        from spp.control.pcap import build_parser
+
+        return build_parser()
+
+    return {"spp": cli, "spp-ctl": ctl, "spp-primary": primary, "spp top": top, "spp demo": demo, "spp-pcap": pcap}
 
 
 # Options of commands whose parsers are built inside their entry points.
@@ -58,6 +63,8 @@ _FIXED: dict[str, list[str]] = {
                   "--version", "-h", "--help"],
     "spp-vf": ["--client-id", "-s", "--server", "-l", "--file-prefix", "--vhost-client", "--no-pin", "--log-level",
                "--log-format", "--version", "-h", "--help"],
+    "spp-nfv": ["--client-id", "-n", "-s", "--server", "-l", "--file-prefix", "--vhost-client", "--no-pin",
+                "--log-level", "--version", "-h", "--help"],
     "spp-mirror": ["--client-id", "-s", "--server", "-l", "--file-prefix", "--copy", "--vhost-client", "--no-pin",
                    "--log-level", "--log-format", "--version", "-h", "--help"],
 }

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spp import lang
+from spp import lang, ops
 from spp.control.manager import error_reply, success
 from spp.control.patch import PatchError, PatchPanel
 from spp.runtime.dataplane import Dataplane
@@ -95,6 +95,7 @@ def parse_args(argv: Sequence[str], prog: str = "spp-nfv") -> Options:
     parser.add_argument("--vhost-client", action="store_true", help="vhost:N ports connect to a listening frontend")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the worker thread to its core")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    ops.add_version(parser)
     ns = parser.parse_args(args)
     host, port = ns.server
     if ns.vhost_client:

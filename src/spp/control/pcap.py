@@ -44,7 +44,7 @@ from typing import Any, BinaryIO, Final
 
 import numpy as np
 
-from spp import lang
+from spp import lang, ops
 from spp.control.manager import error_reply, success
 from spp.ports.base import Port, PortError, PortId, PortTable
 from spp.runtime.dataplane import M_LEN, M_OFF, M_ORIGLEN, Dataplane
@@ -447,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ring of the tap for non-phy ports (default: the stack's last ring)")
     p.add_argument("--file-prefix", default=None)
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    ops.add_version(p)
     return p
 
 
