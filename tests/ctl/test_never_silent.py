@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,25 @@ def test_a_port_mirror_that_cannot_attach_shows_in_the_process_status(
         http.delete("/port_mirrors/cap")
         http.delete("/vfs/5")
         capture.unlink(missing_ok=True)
+
+
+def test_a_port_whose_interface_goes_away_shows_in_the_process_status() -> None:
+    a, b = unique_ifname("gna"), unique_ifname("gnb")
+    with veth_pair(a, b), LocalStack() as stack:
+        stack.start_ctl(reply_timeout=30)
+        stack.start_primary([a], extra=["--pool-size", "1024", "--rings", "4", "--ring-size", "64"])
+        with httpx.Client(base_url=f"{stack.url}/v1", timeout=60) as api:
+            launch = {"proc_name": "spp_vf", "client_id": 6, "eal": {"-l": "0,1"}, "app": {"-s": stack.secondary_addr}}
+            assert api.put("/primary/launch", json=launch).status_code == 204
+            wait_for(lambda: {"type": "vf", "client-id": 6} in api.get("/processes").json(), timeout=300)
+            assert api.post("/vfs/6/components", json={"name": "f", "core": 1, "type": "forward"}).status_code == 204
+            for port, direction in (("nullpmd:0", "rx"), ("phy:0", "tx")):
+                body = {"action": "attach", "port": port, "dir": direction, "vlan": {}}
+                assert api.put("/vfs/6/components/f/ports", json=body).status_code == 204
+            wait_for(lambda: api.get("/vfs/6").json().get("state") == "ready", timeout=300,
+                     message="the data path to be compiled")
+            assert "error" not in api.get("/vfs/6").json()
+            subprocess.run(["ip", "link", "del", a], check=True)
+            wait_for(lambda: "error" in api.get("/vfs/6").json(), timeout=30,
+                     message=lambda: f"the link error in status: {api.get('/vfs/6').json()}")
+            assert api.get("/vfs/6").json()["error"].startswith(f"phy:0: link gone (interface {a})")

@@ -236,9 +236,16 @@ class SecondaryClient:
         return reply
 
     def errors(self) -> list[str]:
-        """What went wrong after the commands that caused it returned: mirrors, workers."""
+        """What went wrong after the commands that caused it returned: mirrors, links, workers."""
         found = [f"port mirror {name}: {why}" for name, why in sorted((self.mirrors.errors if self.mirrors else
                                                                         {}).items())]
+        ports = getattr(self.manager, "ports", None)  # a Manager's port table: a link that went away
+        for port in ports.all() if ports is not None else ():
+            link = port.describe().get("link")
+            if link in ("down", "gone"):
+                iface = port.describe().get("iface")
+                found.append(f"{port.id}: link {link}" + (f" (interface {iface})" if iface else "")
+                             + ": frames to it are counted link_down until it is back")
         workers = getattr(self.manager, "workers", None)  # a Manager's; spp-nfv/spp-pcap report their own
         for core, worker in sorted(workers().items() if workers is not None else ()):
             if worker.error is not None:
