@@ -290,7 +290,8 @@ def test_mirror_process(world: tuple[Dataplane, CtlProc]) -> None:
         ok(api, "POST", "/v1/mirrors/1/components", {"name": "mir", "core": 2, "type": "mirror"})
         for port, d in (("ring:0", "rx"), ("ring:4", "tx"), ("ring:5", "tx")):
             ok(api, "PUT", "/v1/mirrors/1/components/mir/ports", {"action": "attach", "port": port, "dir": d})
-        st = api.get("/v1/mirrors/1").json()
+        # workers start once the data path is compiled (a cold cache: a minute or more)
+        st = wait_for(lambda: (s := api.get("/v1/mirrors/1").json())["state"] == "ready" and s, timeout=300)
         assert list(st) == ["client-id", "ports", "master-lcore", "components", "workers", "state"]
         assert st["ports"] == ["ring:0", "ring:4", "ring:5"]
         assert st["workers"] == [{"core": 2, "native": True, "python_why": None}]  # deep mirror: compiled
