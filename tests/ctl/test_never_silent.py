@@ -130,3 +130,5 @@ def test_a_port_whose_interface_goes_away_shows_in_the_process_status() -> None:
             wait_for(lambda: "error" in api.get("/vfs/6").json(), timeout=30,
                      message=lambda: f"the link error in status: {api.get('/vfs/6').json()}")
             assert api.get("/vfs/6").json()["error"].startswith(f"phy:0: link gone (interface {a})")
+            (entry,) = [p for p in api.get("/processes").json() if p.get("client-id") == 6]
+            assert entry["error"].startswith(f"phy:0: link gone (interface {a})")  # GET /v1/processes says so too

@@ -70,6 +70,8 @@ class Controller:
         #: How long :meth:`launch` waits for the child to register or exit.
         self.launch_wait = LAUNCH_WAIT
         self._procs: dict[ProcessKey, ProcessConnection] = {}
+        #: The ``error`` of each connected process's last status reply (what failed after a command returned).
+        self._errors: dict[ProcessKey, str] = {}
         self._registering = asyncio.Lock()
         self._launched: set[int] = set()
 
@@ -136,6 +138,7 @@ class Controller:
         for key, current in list(self._procs.items()):
             if current is conn:
                 del self._procs[key]
+                self._errors.pop(key, None)
                 LOG.info("%s gone", key)
                 if key == PRIMARY_KEY:
                     self._launched.clear()  # its children are gone with it
@@ -166,8 +169,10 @@ class Controller:
         :class:`BadReply` if the reply is not understood.
         """
         key = ProcessKey(kind, client_id)
-        reply = await self._connection(key).request(command, self.timeout)
-        return check_result(reply)
+        reply = check_result(await self._connection(key).request(command, self.timeout))
+        if command == commands.status() and isinstance(reply.get("info"), dict):  # whoever asked: REST, metrics, UI
+            self.note_error(key, reply["info"].get("error"))
+        return reply
 
     async def _exit(self, key: ProcessKey) -> None:
         conn = self._connection(key)
@@ -193,6 +198,17 @@ class Controller:
         """
         reply = await self.send(kind, client_id, commands.status())
         return flatten_status(kind, client_id, reply)
+
+    def note_error(self, key: ProcessKey, error: object) -> None:
+        """Remember (or clear) the error a process's status reported, for ``GET /v1/processes``."""
+        if error:
+            self._errors[key] = str(error)
+        else:
+            self._errors.pop(key, None)
+
+    def error_of(self, key: ProcessKey) -> str | None:
+        """The error of ``key``'s last status reply, if it had one and the process is still connected."""
+        return self._errors.get(key) if key in self._procs else None
 
     async def exit_process(self, kind: str, client_id: int) -> None:
         """Ask a secondary to exit, and forget it.

@@ -85,6 +85,8 @@ class VfStatus(SecondaryStatus):
 class ProcessEntry(_Open):
     type: str = Field(description="primary, vf, mirror, ...")
     client_id: int | None = Field(None, alias="client-id", description="absent for the primary")
+    error: str | None = Field(None, description="what failed: a launched process that exited, or the error its "
+                                                "last status reported")
 
 
 class Processes(RootModel[list[ProcessEntry]]):

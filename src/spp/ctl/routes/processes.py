@@ -18,12 +18,17 @@ async def get_processes(ctl: ControllerDep) -> list[dict[str, Any]]:
     The primary comes first, then secondaries ordered by type and client id, then
     the secondaries the primary launched that exited with an error and are not
     connected: ``{"type":"vf","client-id":9,"error":"vf 9 exited with status 2: ..."}``.
+    A connected process whose last status (read through any route, the metrics
+    scrape or the topology page) reported an ``error`` carries it too.
     """
     result: list[dict[str, Any]] = []
     for key in ctl.processes():
         entry: dict[str, Any] = {"type": key.kind}
         if key.client_id is not None:
             entry["client-id"] = key.client_id
+        error = ctl.error_of(key)
+        if error:
+            entry["error"] = error
         result.append(entry)
     result += await ctl.failed_launches()
     return result
