@@ -249,21 +249,27 @@ def open_port(dp: Dataplane, spec: str | PortId, **opts: Any) -> Port:
 
 
 _loaded = False
+_loading = threading.RLock()
 
 
 def _load_builtin_drivers() -> None:
+    """Import the built-in drivers once.  Thread-safe: a caller never sees half of them registered
+    (a command handled while the data path compiles in another thread once found ``ring`` missing)."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
     import importlib
 
-    for mod in ("null", "ring", "pcap", "tap", "phy", "vhost"):
-        try:
-            importlib.import_module(f"spp.ports.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"spp.ports.{mod}":
-                raise
+    with _loading:
+        if _loaded:
+            return
+        for mod in ("null", "ring", "pcap", "tap", "phy", "vhost"):
+            try:
+                importlib.import_module(f"spp.ports.{mod}")
+            except ModuleNotFoundError as e:
+                if e.name != f"spp.ports.{mod}":
+                    raise
+        _loaded = True
 
 
 class PortTable:
