@@ -153,3 +153,20 @@ def test_attach_missing_prefix_is_clear() -> None:
         Dataplane.attach("nosuchprefix-xyz")
     with pytest.raises(ValueError, match="ring size"):
         Dataplane.create("bad", Layout(ring_size=1000))
+
+
+def test_a_mirror_attached_while_planning_never_stops_the_worker(dp: Dataplane) -> None:
+    """A mirror agent thread may attach a mirror between the worker's reads of a port's callbacks."""
+    from spp.mirror.engine import PortMirror
+    from spp.runtime.worker import CallbacksChanged, _NativePlan
+
+    pt = PortTable(dp)
+    src, dst, mon = pt.get("nullpmd:0"), pt.get("nullpmd:1"), pt.get("nullpmd:2")
+    plan = WorkerPlan((ComponentPlan(Forward(dp, "f", 0), (Attachment(src),), (Attachment(dst),)),), 1)
+    pm = PortMirror(dp, "py", src, mon, "rx", filter=lambda *args: None)  # a Python filter: not compiled
+    pm.attach()
+    try:
+        with pytest.raises(CallbacksChanged, match="nullpmd:0 got a mirror the compiled loop cannot run"):
+            _NativePlan(plan)
+    finally:
+        pm.detach()

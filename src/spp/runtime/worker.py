@@ -104,6 +104,10 @@ class _TxBuffer:
     since: int = 0
 
 
+class CallbacksChanged(RuntimeError):
+    """A port's callbacks changed while a compiled plan was being built from them."""
+
+
 def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the compiled loop can run them all, else None.
 
@@ -212,10 +216,18 @@ class _NativePlan:
                 self.tab_off[i] = comp.mode_word.__array_interface__["data"][0]
         txs = [a for c in comps for a in c.tx]
         tx_native = [native(a.port) for a in txs]
+        # The ports' mirrors, read once: a mirror agent thread may attach or detach one at any
+        # moment (the callback generation then changes and the worker plans again).
+        self.port_mirrors: dict[int, tuple[list[PortMirror], list[PortMirror]]] = {}
+        for a in (*(a for c in comps for a in c.rx), *txs):
+            rx_m, tx_m = native_mirrors(a.port._rx_cbs), native_mirrors(a.port._tx_cbs)
+            if rx_m is None or tx_m is None:
+                raise CallbacksChanged(f"{a.port.id} got a mirror the compiled loop cannot run while planning")
+            self.port_mirrors[id(a.port)] = (rx_m, tx_m)
         # port mirrors' phy/tap destinations get rows too (transmit direction)
         dev_dest: dict[int, int] = {}
         for a in (*(a for c in comps for a in c.rx), *txs):
-            for pm in (*(native_mirrors(a.port._rx_cbs) or ()), *(native_mirrors(a.port._tx_cbs) or ())):
+            for pm in (*self.port_mirrors[id(a.port)][0], *self.port_mirrors[id(a.port)][1]):
                 if pm.destination.native()[0] in (KIND_PHY, KIND_TAP):
                     dev_dest[id(pm)] = native(pm.destination)[1]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
@@ -279,9 +291,9 @@ class _NativePlan:
 
         for i, c in enumerate(comps):
             for j, a in enumerate(c.rx):
-                self.rx_moff[i, j], self.rx_mn[i, j] = add(native_mirrors(a.port._rx_cbs))
+                self.rx_moff[i, j], self.rx_mn[i, j] = add(self.port_mirrors[id(a.port)][0])
         for t, a in enumerate(txs):
-            self.tx_info[t, TI_MOFF], self.tx_info[t, TI_MN] = add(native_mirrors(a.port._tx_cbs))
+            self.tx_info[t, TI_MOFF], self.tx_info[t, TI_MN] = add(self.port_mirrors[id(a.port)][1])
             self.tx_info[t, TI_VOP], self.tx_info[t, TI_TCI] = a.vlan.code, a.vlan.tci
         m = max(len(self.mirrors), 1)
         self.mlist = np.array(flat or [0], np.int64)
@@ -486,7 +498,13 @@ class Worker:
             self._flush(buf)
         self._txbufs = keep
         why = _NativePlan.why_not(plan) if plan.components else None
-        self._native = _NativePlan(plan) if plan.components and why is None else None
+        try:
+            self._native = _NativePlan(plan) if plan.components and why is None else None
+        except CallbacksChanged as e:  # the Python path for now; the callback change re-plans at once
+            self._native, why = None, str(e)
+        except Exception as e:  # never let planning stop the worker: run the plan in Python, and say why
+            log.exception("worker on core %d: cannot build the compiled plan", self.core)
+            self._native, why = None, f"the compiled plan could not be built: {e}"
         self._why_python = why
         self._adopted = plan.generation
 
