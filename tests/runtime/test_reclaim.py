@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +63,17 @@ def child(code: str, dp: Dataplane) -> subprocess.Popen[str]:
     return proc
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGSTOP ``proc`` and wait until it is stopped (delivery is asynchronous: a worker may pause meanwhile)."""
+    proc.send_signal(signal.SIGSTOP)
+
+    def stopped() -> bool:  # every thread, not only the main one
+        tasks = Path(f"/proc/{proc.pid}/task")
+        return all((t / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T" for t in tasks.iterdir())
+
+    wait_for(stopped, timeout=10, message="the process to stop")
+
+
 def kill(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -110,7 +122,7 @@ def test_a_stopped_process_blocks_reclaiming_not_traffic() -> None:
         try:
             holder = child(HOLDER, dp)
             kill(holder)
-            live.send_signal(signal.SIGSTOP)
+            stop(live)
             in_use = dp.in_use
             result = reclaim_dead(dp, timeout=0.3)
             assert result is not None and not result.done, result  # the stopped worker never paused
@@ -135,7 +147,7 @@ def test_primary_backs_off_while_reclaiming_is_blocked() -> None:
         primary = Primary(dp)
         try:
             kill(child(HOLDER, dp))
-            live.send_signal(signal.SIGSTOP)
+            stop(live)
             t = 1000.0
             blocked = primary.reclaim(now=t)
             assert blocked is not None and not blocked.done
