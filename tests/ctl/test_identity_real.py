@@ -30,9 +30,12 @@ def _secondary(stack: LocalStack, name: str, kind: str, client_id: int) -> list[
 def test_second_holder_of_a_live_id_exits_with_the_reason(stack: LocalStack) -> None:
     original = stack.spawn("vf1", _secondary(stack, "vf1", "vf", 1))
     stack.wait_process({"type": "vf", "client-id": 1}, 300, check="vf1")  # a cold start compiles
-    for name, kind in (("vf1-again", "vf"), ("mirror1", "mirror")):
-        newcomer = stack.spawn(name, _secondary(stack, name, kind, 1))
-        assert newcomer.wait(300) == 1
+    nfv = [sys.executable, "-m", "spp.control.nfv", "--client-id", "1", "-s", stack.secondary_addr,
+           "--file-prefix", stack.prefix, "-l", "0", "--no-pin"]
+    for name, argv in (("vf1-again", _secondary(stack, "vf1-again", "vf", 1)),
+                       ("mirror1", _secondary(stack, "mirror1", "mirror", 1)), ("nfv1", nfv)):
+        newcomer = stack.spawn(name, argv)
+        assert newcomer.wait(300) == 1, stack.log_tail(name)
         log = stack.log_tail(name)
         assert "spp-ctl refused this process: client id 1 is already used by vf 1 (pid" in log, log
     assert original.poll() is None

@@ -198,14 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
              nfv.panel.core, opts.file_prefix)
     mirrors = MirrorAgent(dp, nfv.panel.ports)  # shared port mirrors (e.g. spp-pcap's tap) reach our ports
     mirrors.start()
-    try:
-        SecondaryClient(nfv, opts.host, opts.port, stop).run()
+    try:  # 1 when spp-ctl refuses this process (its client id is taken), and says why
+        status = SecondaryClient(nfv, opts.host, opts.port, stop, mirrors).run()
     finally:
         mirrors.close()
         nfv.exit()
         dp.close()
     log.info("spp-nfv %d stopped", opts.client_id)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -499,12 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     host, port = ns.server
-    try:
-        SecondaryClient(pcap, host, port, stop).run()
+    try:  # 1 when spp-ctl refuses this process (its client id is taken), and says why
+        status = SecondaryClient(pcap, host, port, stop).run()
     finally:
         pcap.exit()
         dp.close()
-    return 0
+    return status
 
 
 if __name__ == "__main__":
