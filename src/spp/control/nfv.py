@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,8 +166,7 @@ class Nfv:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``spp-nfv``: run until ``exit`` or a signal."""
-    from spp.control.secondary import SecondaryClient
-    from spp.mirror import MirrorAgent
+    from spp.control.secondary import serve_until_stopped
 
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(stream=sys.stderr, level=opts.log_level,
@@ -186,26 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", e)
         dp.close()
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("%s received: exiting", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info("spp-nfv %d: master lcore %d, forwarding on core %d, data plane %r", opts.client_id, nfv.cores[0],
              nfv.panel.core, opts.file_prefix)
-    mirrors = MirrorAgent(dp, nfv.panel.ports)  # shared port mirrors (e.g. spp-pcap's tap) reach our ports
-    mirrors.start()
-    try:  # 1 when spp-ctl refuses this process (its client id is taken), and says why
-        status = SecondaryClient(nfv, opts.host, opts.port, stop, mirrors).run()
-    finally:
-        mirrors.close()
-        nfv.exit()
-        dp.close()
-    log.info("spp-nfv %d stopped", opts.client_id)
-    return status
+    # shared port mirrors (e.g. spp-pcap's tap) reach our ports
+    return serve_until_stopped(dp, nfv, opts.host, opts.port, nfv.panel.ports, f"spp-nfv {opts.client_id}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import struct
 import sys
 import threading
@@ -453,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``spp-pcap``."""
-    from spp.control.secondary import SecondaryClient
+    from spp.control.secondary import serve_until_stopped
+
 
     args = list(sys.argv[1:] if argv is None else argv)
     eal_prefix = None
@@ -491,20 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", e)
         dp.close()
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     host, port = ns.server
-    try:  # 1 when spp-ctl refuses this process (its client id is taken), and says why
-        status = SecondaryClient(pcap, host, port, stop).run()
-    finally:
-        pcap.exit()
-        dp.close()
-    return status
+    return serve_until_stopped(dp, pcap, host, port, None, f"spp-pcap {ns.client_id}")
 
 
 if __name__ == "__main__":

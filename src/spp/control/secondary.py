@@ -39,6 +39,7 @@ from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.lang import parse_cores
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.ops import add_log_options, add_version, notify_ready, setup_logging
+from spp.ports.base import PortTable
 from spp.runtime.dataplane import Dataplane
 
 log = logging.getLogger("spp.secondary")
@@ -279,6 +280,22 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
         log.error("%s", e)
         dp.close()
         return 1
+    log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
+             ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
+    absent = [c for c in manager.cores if c not in os.sched_getaffinity(0)]
+    if absent:
+        log.warning("-l names cores this host does not offer (%s; available: %s): their workers run unpinned",
+                    ",".join(map(str, absent)), ",".join(map(str, sorted(os.sched_getaffinity(0)))))
+    return serve_until_stopped(dp, manager, opts.host, opts.port, manager.ports, f"spp-{process} {opts.client_id}")
+
+
+def serve_until_stopped(dp: Dataplane, served: Served, host: str, port: int, ports: PortTable | None,
+                        label: str) -> int:
+    """Answer spp-ctl for ``served`` until ``exit``, SIGTERM or SIGINT, then close it and ``dp``.
+
+    ``ports``: the process's port table, which shared port mirrors attach to (None: none).
+    Returns the exit status: 0, or 1 when spp-ctl refuses the process (its client id is taken).
+    """
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -287,21 +304,17 @@ def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("spp-%s %d on cores %s (master lcore %d), data plane %r", process, opts.client_id,
-             ",".join(map(str, manager.cores)), manager.master_lcore, opts.file_prefix)
-    absent = [c for c in manager.cores if c not in os.sched_getaffinity(0)]
-    if absent:
-        log.warning("-l names cores this host does not offer (%s; available: %s): their workers run unpinned",
-                    ",".join(map(str, absent)), ",".join(map(str, sorted(os.sched_getaffinity(0)))))
-    mirrors = MirrorAgent(dp, manager.ports)  # attaches shared port mirrors to this process's ports
-    mirrors.start()
+    mirrors = MirrorAgent(dp, ports) if ports is not None else None  # shared port mirrors reach our ports
+    if mirrors is not None:
+        mirrors.start()
     try:
-        status = SecondaryClient(manager, opts.host, opts.port, stop, mirrors).run()
+        status = SecondaryClient(served, host, port, stop, mirrors).run()
     finally:
-        mirrors.close()
-        manager.exit()
+        if mirrors is not None:
+            mirrors.close()
+        served.exit()
         dp.close()
-    log.info("spp-%s %d stopped", process, opts.client_id)
+    log.info("%s stopped", label)
     return status
 
 
