@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spp.graph.loop import native_run
 from spp.ports.native import KIND_NULL, KIND_RING
 from spp.runtime import ringcore
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.native_loop import native_run
 from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS
 
 

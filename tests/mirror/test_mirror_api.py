@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.mirror import FlowMatch, MirrorAgent, MirrorError, list_mirrors
 from spp.ports.base import Port, PortTable
 from spp.ports.ring import RingPort, drain_ring
 from spp.runtime.dataplane import M_ORIGLEN, M_ORIGPORT, Dataplane
 from spp.runtime.stats import RX_PACKETS, TX_PACKETS, drop_field, total_drops
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack, wait_for
 from spp.testing.memport import MemoryPort
 from spp.testing.packets import frame_number, numbered, udp

@@ -10,10 +10,10 @@ from mirror_helpers import FlakySink
 
 from spp.components.base import COMPONENT_TYPES, ComponentError
 from spp.components.mirror import Mirror
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import PortId, PortTable
 from spp.runtime.dataplane import M_ORIGLEN, M_ORIGPORT, M_PORT, Dataplane
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS, drop_field
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack, wait_for
 from spp.testing.memport import MemoryPort
 from spp.testing.packets import frame_number, numbered

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.ports.base import Port, PortTable
 from spp.ports.ring import drain_ring
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import RX_PACKETS, TX_PACKETS
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack, wait_for
 from spp.testing.netns import Veth, ns_packet_socket, recv_frames, veth_in_netns
 from spp.testing.packets import ether, frame_number, numbered

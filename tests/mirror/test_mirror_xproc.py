@@ -8,13 +8,13 @@ from multiprocessing.synchronize import Event
 import numpy as np
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.mirror import MirrorAgent, MirrorSpec, add_mirror, list_mirrors, remove_mirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import PortTable
 from spp.ports.ring import drain_ring
 from spp.runtime.dataplane import M_ORIGPORT, Dataplane
 from spp.runtime.stats import RX_PACKETS, TX_PACKETS, total_drops
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import wait_for
 from spp.testing.packets import numbered
 

@@ -292,9 +292,9 @@ def test_compiled_worker_drives_phy_through_a_flap(dp: Dataplane, veth: Veth) ->
     """A worker forwarding ring → phy:0 → ring runs the compiled loop; a deleted and recreated
     interface is counted ``link_down``, reopened, and every frame stays accounted."""
     from spp.components.forward import Forward
+    from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.ports.base import PortTable
     from spp.runtime.stats import total_drops
-    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 
     pt = PortTable(dp)
     phy, rin, rout = open_port(dp, "phy:0", iface=veth.local), pt.get("ring:0"), pt.get("ring:1")

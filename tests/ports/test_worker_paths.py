@@ -7,10 +7,10 @@ import socket
 import pytest
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import open_port
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import total_drops
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing.netns import Veth, ns_packet_socket, recv_frames, unique_ifname
 from spp.testing.packets import numbered
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from spp.components.forward import Forward, Merge
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import PortError, PortId, PortTable, open_port
 from spp.runtime import ringcore
 from spp.runtime.dataplane import Dataplane, Layout
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack, wait_for
 from spp.testing.memport import MemoryPort
 from spp.testing.packets import frame_number, numbered
@@ -157,8 +157,8 @@ def test_attach_missing_prefix_is_clear() -> None:
 
 def test_a_mirror_attached_while_planning_never_stops_the_worker(dp: Dataplane) -> None:
     """A mirror agent thread may attach a mirror between the worker's reads of a port's callbacks."""
+    from spp.graph.native_plan import CallbacksChanged, NativePlan
     from spp.mirror.engine import PortMirror
-    from spp.runtime.worker import CallbacksChanged, _NativePlan
 
     pt = PortTable(dp)
     src, dst, mon = pt.get("nullpmd:0"), pt.get("nullpmd:1"), pt.get("nullpmd:2")
@@ -167,6 +167,6 @@ def test_a_mirror_attached_while_planning_never_stops_the_worker(dp: Dataplane) 
     pm.attach()
     try:
         with pytest.raises(CallbacksChanged, match="nullpmd:0 got a mirror the compiled loop cannot run"):
-            _NativePlan(plan)
+            NativePlan(plan)
     finally:
         pm.detach()

@@ -7,10 +7,10 @@ import threading
 import numpy as np
 from numba import njit
 
+from spp.graph.worker import Worker
 from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.rawmem import raw_array
-from spp.runtime.worker import Worker
 
 
 class _Stuck:

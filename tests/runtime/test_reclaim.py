@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import PortTable
 from spp.ports.ring import drain_ring
 from spp.runtime import ringcore
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.reclaim import reclaim_dead
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack, wait_for
 
 # Dies holding: 10 buffers of its own, 3 of them also queued in ring:0 (two with a second
@@ -41,7 +41,7 @@ import sys, time
 from spp.components.forward import Forward
 from spp.ports.base import PortTable
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 dp = Dataplane.attach(sys.argv[1])
 pt = PortTable(dp)
 w = Worker(dp, 0, pin=False)

@@ -16,10 +16,10 @@ import pytest
 from vhost_helpers import GuestPmd, guest_pmd, need_testpmd, receive, send_frames
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import Port, PortTable, open_port
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import wait_for
 from spp.testing.packets import frame_number, numbered
 

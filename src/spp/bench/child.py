@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    import spp.runtime.worker as worker_mod
+    import spp.graph.worker as worker_mod
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
     from spp.runtime.dataplane import Dataplane

@@ -28,10 +28,10 @@ from spp.bench.common import (
     runs_native,
     thread_cpu_seconds,
 )
+from spp.graph.worker import ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import Port, PortTable
 from spp.runtime.dataplane import Dataplane, Layout
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
-from spp.runtime.worker import ComponentPlan, Worker, WorkerPlan
 from spp.testing import unique_prefix, wait_for
 from spp.testing.packets import numbered
 
@@ -164,7 +164,7 @@ def alternate(opts: Options, chain: Chain, tp: Testpmd | None) -> dict[str, Any]
 def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     from spp.bench.forward import worker_burst
     from spp.components.classifier import Classifier, build_table
-    from spp.runtime.worker import Attachment
+    from spp.graph.worker import Attachment
 
     burst = opts.bursts[0]
     comps: list[Classifier] = []

@@ -1,6 +1,6 @@
 """``forward``: nullpmd → forward → nullpmd on one core, beside testpmd's io forwarding.
 
-spp runs a :class:`~spp.runtime.worker.Worker` pinned to ``--core`` with one
+spp runs a :class:`~spp.graph.worker.Worker` pinned to ``--core`` with one
 ``Forward`` component (it takes the compiled fast path).  The peer is
 ``dpdk-testpmd --forward-mode=io`` over two ``net_null`` vdevs with its one
 forwarding lcore on the same core.  The two take turns (``--rounds`` windows each,
@@ -39,10 +39,10 @@ PEER = "dpdk-testpmd io (net_null x2)"
 def worker_burst(burst: int) -> Iterator[None]:
     """Run workers created inside with a transmit burst of ``burst`` frames.
 
-    ``spp.runtime.worker.BURST`` is a module constant; the bench process runs no other
+    ``spp.graph.worker.BURST`` is a module constant; the bench process runs no other
     worker, so it is set for the duration and restored.
     """
-    import spp.runtime.worker as worker_mod
+    import spp.graph.worker as worker_mod
 
     old = worker_mod.BURST
     worker_mod.BURST = burst
@@ -56,7 +56,7 @@ class SppForward:
     """A forward nullpmd:0 → nullpmd:1 in this process; ``measure`` runs one window."""
 
     def __init__(self, cleanup: Cleanup, core: int, size: int) -> None:
-        import spp.runtime.worker as wm
+        import spp.graph.worker as wm
         from spp.components.forward import Forward
         from spp.ports.base import PortTable
 
@@ -76,7 +76,7 @@ class SppForward:
         self.native = False
 
     def _publish(self, running: bool) -> None:
-        import spp.runtime.worker as wm
+        import spp.graph.worker as wm
 
         self.generation += 1
         plan = wm.WorkerPlan(self.plan.components if running else (), self.generation)

@@ -20,9 +20,9 @@ from typing import Any
 
 from spp.bench.classifier import Chain, compare_plans
 from spp.bench.common import Cleanup, Options, Result
+from spp.graph.worker import ComponentPlan
 from spp.ports.base import PortTable
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
-from spp.runtime.worker import ComponentPlan
 
 PEER = "spp forward on the same rings"
 
@@ -31,8 +31,8 @@ def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     from spp.bench.forward import worker_burst
     from spp.components.forward import Forward
     from spp.components.mirror import Mirror
+    from spp.graph.worker import Attachment
     from spp.ports.ring import RingPort, drain_ring
-    from spp.runtime.worker import Attachment
 
     core = opts.core
     plans: dict[str, dict[int, tuple[ComponentPlan, ...]]] = {}

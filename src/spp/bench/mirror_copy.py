@@ -1,6 +1,6 @@
 """``mirror-copy``: the ``mirror`` component, shallow ÷ deep copies, at 64 and 1500 bytes.
 
-One :class:`~spp.runtime.worker.Worker` pinned to ``--core`` runs a ``Mirror``
+One :class:`~spp.graph.worker.Worker` pinned to ``--core`` runs a ``Mirror``
 component ``nullpmd:0`` (frames of the size being measured) → ``nullpmd:1``
 (originals) + ``nullpmd:2`` (duplicates).  For each size the two copy modes take
 turns (``--rounds`` windows each, ``--seconds`` in total per mode) on the same
@@ -32,7 +32,7 @@ class _MirrorRig:
     """nullpmd:0 → mirror → nullpmd:1 / nullpmd:2 in this process, one copy mode at a time."""
 
     def __init__(self, cleanup: Cleanup, core: int, size: int) -> None:
-        import spp.runtime.worker as wm
+        import spp.graph.worker as wm
         from spp.components.mirror import Mirror
         from spp.ports.base import PortTable
 
@@ -53,7 +53,7 @@ class _MirrorRig:
         self.native = True
 
     def _publish(self, running: bool) -> None:
-        import spp.runtime.worker as wm
+        import spp.graph.worker as wm
 
         self.generation += 1
         self.worker.publish(wm.WorkerPlan(self.components if running else (), self.generation), timeout=300)

@@ -15,9 +15,9 @@ from typing import Any
 
 from spp.bench.classifier import Chain
 from spp.bench.common import BenchError, Cleanup, Options, Result, median
+from spp.graph.worker import ComponentPlan
 from spp.ports.base import PortTable
 from spp.runtime.stats import RX_PACKETS
-from spp.runtime.worker import ComponentPlan
 
 PEER = "same path without the mirror"
 
@@ -25,8 +25,8 @@ PEER = "same path without the mirror"
 def run(opts: Options, cleanup: Cleanup) -> list[Result]:
     from spp.bench.forward import worker_burst
     from spp.components.forward import Forward
+    from spp.graph.worker import Attachment
     from spp.mirror import MirrorAgent
-    from spp.runtime.worker import Attachment
 
     burst = opts.bursts[0]
 

@@ -121,7 +121,7 @@ def _measure(net: _Net, opts: Options, window: float, rounds: int, gen_core: int
 
 def _spp_side(net: _Net, opts: Options, window: float, rounds: int, gen_core: int,
               cleanup: Cleanup) -> tuple[list[tuple[float, float, float, float]], dict[str, object]]:
-    import spp.runtime.worker as wm
+    import spp.graph.worker as wm
     from spp.components.forward import Forward
     from spp.mirror.agent import MirrorAgent
     from spp.ports.base import PortTable

@@ -160,7 +160,7 @@ def _warm_up(net: _Net, opts: Options, gen_core: int, cleanup: Cleanup) -> None:
 
 def _spp_windows(net: _Net, opts: Options, window: float, gen_core: int, rounds: int, cleanup: Cleanup,
                  kdrops: dict[str, int]) -> tuple[list[float], list[float], list[float], dict[str, Any]]:
-    import spp.runtime.worker as wm
+    import spp.graph.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
     from spp.runtime.dataplane import Dataplane, Layout

@@ -17,8 +17,8 @@ from typing import Any
 
 from spp.bench.classifier import Chain, alternate
 from spp.bench.common import Cleanup, Options, Result
+from spp.graph.worker import ComponentPlan
 from spp.ports.base import PortTable
-from spp.runtime.worker import ComponentPlan
 
 MACS = ("52:54:00:12:34:56", "52:54:00:12:34:58")
 
@@ -31,7 +31,7 @@ def _run(opts: Options, two_cores: bool) -> Result:
     from spp.bench.forward import worker_burst
     from spp.components.classifier import Classifier, build_table
     from spp.components.forward import Forward, Merge
-    from spp.runtime.worker import Attachment
+    from spp.graph.worker import Attachment
     from spp.testing.packets import numbered
 
     burst = opts.bursts[0]

@@ -64,7 +64,7 @@ def _spp_side(direction: str, opts: Options, window: float, rounds: int,
 
     The books say whether the worker ran the compiled loop (``native``).
     """
-    import spp.runtime.worker as wm
+    import spp.graph.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from spp.bench.classifier import Chain, compare_plans
 from spp.bench.common import BenchError, Cleanup, Options, Result
+from spp.graph.worker import ComponentPlan
 from spp.ports.base import PortTable
 from spp.runtime.stats import DROP_BASE, RX_PACKETS, TX_PACKETS
-from spp.runtime.worker import ComponentPlan
 
 PEER = "same forward without a tag operation"
 VID, PCP = 100, 3
@@ -32,7 +32,7 @@ def _run(opts: Options, operation: str) -> Result:
     from spp.bench.forward import worker_burst
     from spp.components.forward import Forward
     from spp.components.vlan import VlanOp
-    from spp.runtime.worker import Attachment
+    from spp.graph.worker import Attachment
     from spp.testing.packets import numbered
 
     core = opts.core
@@ -75,7 +75,7 @@ def _check_tag(chain: Chain, plans: dict[int, tuple[ComponentPlan, ...]], operat
     """One burst through the tag plan into a ring: is the tag there (add) or gone (del)?"""
     import numpy as np
 
-    from spp.runtime.worker import Attachment, Worker, WorkerPlan
+    from spp.graph.worker import Attachment, Worker, WorkerPlan
 
     ((core, (cp,)),) = plans.items()
     ring = chain.ports.get("ring:7")

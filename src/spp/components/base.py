@@ -15,12 +15,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import N_FIELDS, drop_field, row_to_dict, stat_add
+
+#: The compiled kernels of the worker loop a component can ask for (:meth:`Component.kernel`).
+KERNEL_FORWARD = 0  # every received frame to the one tx port (forward, merge)
+KERNEL_CLASSIFIER = 1  # a MAC/VLAN table lookup (``table``: the packed table of ``components.classifier``)
+KERNEL_MIRROR = 2  # originals to tx 0, duplicates to tx 1 (``word``: address of the copy-mode word, 1: deep)
+KERNEL_PYTHON = 3  # :meth:`Component.process`, called once per burst from the loop
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Which compiled kernel runs a component, and its parameters."""
+
+    kind: int
+    table: np.ndarray | None = None
+    word: int = 0
 
 
 class ComponentError(ValueError):
@@ -34,8 +50,6 @@ class Component(ABC):
     #: Port limits (None: any number).
     max_rx: ClassVar[int | None] = None
     max_tx: ClassVar[int | None] = None
-    #: Whether the compiled worker loop can run this component (forward and merge).
-    native_mode: ClassVar[int] = 0
 
     def __init__(self, dp: Dataplane, name: str, core: int) -> None:
         self.dp = dp
@@ -53,6 +67,11 @@ class Component(ABC):
     @abstractmethod
     def ready(self, n_rx: int, n_tx: int) -> bool:
         """True when the component forwards with this many ports."""
+
+    def kernel(self, n_tx: int) -> Kernel:
+        """The compiled kernel that runs this component with ``n_tx`` tx ports (default: its
+        :meth:`process`, called from the loop once per burst)."""
+        return Kernel(KERNEL_PYTHON)
 
     @abstractmethod
     def process(self, bufs: np.ndarray, n: int, n_tx: int) -> tuple[np.ndarray, np.ndarray | None, int]:

@@ -33,7 +33,7 @@ from typing import ClassVar, Final
 import numpy as np
 from numba import njit
 
-from spp.components.base import Component, register_component
+from spp.components.base import KERNEL_CLASSIFIER, Component, Kernel, register_component
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import N_FIELDS, REASON
@@ -312,6 +312,9 @@ class Classifier(Component):
 
     def ready(self, n_rx: int, n_tx: int) -> bool:
         return n_rx == 1 and n_tx >= 1 and self._entries >= 1
+
+    def kernel(self, n_tx: int) -> Kernel:
+        return Kernel(KERNEL_CLASSIFIER, table=self.table.packed)
 
     def process(self, bufs: np.ndarray, n: int, n_tx: int) -> tuple[np.ndarray, np.ndarray | None, int]:
         out = self._out

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from spp.components.base import Component, register_component
+from spp.components.base import KERNEL_FORWARD, KERNEL_PYTHON, Component, Kernel, register_component
 
 
 class Forward(Component):
@@ -15,7 +15,9 @@ class Forward(Component):
     type_name = "forward"
     max_rx: ClassVar[int | None] = 1
     max_tx: ClassVar[int | None] = 1
-    native_mode = 1
+
+    def kernel(self, n_tx: int) -> Kernel:
+        return Kernel(KERNEL_FORWARD if n_tx == 1 else KERNEL_PYTHON)
 
     def ready(self, n_rx: int, n_tx: int) -> bool:
         return n_rx == 1 and n_tx == 1

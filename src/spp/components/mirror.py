@@ -23,7 +23,7 @@ from typing import ClassVar, Final
 import numpy as np
 from numba import njit
 
-from spp.components.base import Component, ComponentError, register_component
+from spp.components.base import KERNEL_MIRROR, Component, ComponentError, Kernel, register_component
 from spp.runtime.dataplane import Dataplane, copy_frames, pool_alloc, pool_ref
 
 COPY_MODES: Final[tuple[str, ...]] = ("shallow", "deep")
@@ -85,6 +85,10 @@ class Mirror(Component):
 
     def ready(self, n_rx: int, n_tx: int) -> bool:
         return n_rx == 1 and n_tx == 2
+
+    def kernel(self, n_tx: int) -> Kernel:
+        """Its copy mode is read live by address: a mode change is not a plan change."""
+        return Kernel(KERNEL_MIRROR, word=self.mode_word.__array_interface__["data"][0])
 
     def process(self, bufs: np.ndarray, n: int, n_tx: int) -> tuple[np.ndarray, np.ndarray | None, int]:
         """Originals to 0 and duplicates to 1 (see the module docstring); ``n_tx`` must be 2."""

@@ -7,7 +7,7 @@ commands and SPP's JSON replies.
 Each action validates against the current state first and raises
 :class:`ManagerError` (the message says what is wrong and what would work) without
 changing anything; only then does it change the state and publish a new immutable
-:class:`~spp.runtime.worker.WorkerPlan` to every affected worker, so workers never
+:class:`~spp.graph.worker.WorkerPlan` to every affected worker, so workers never
 see half a change and traffic keeps flowing.
 
 Rules (SPEC §3):
@@ -59,9 +59,9 @@ from spp.control.commands import (
 )
 from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 
 log = logging.getLogger(__name__)
 

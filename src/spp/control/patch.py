@@ -2,7 +2,7 @@
 
 A patch ``SRC DST`` sends every frame received on SRC to DST.  Patches run on the
 ordinary worker loop: each patch is a ``forward`` component (1 rx, 1 tx) in one
-:class:`~spp.runtime.worker.WorkerPlan`, so the compiled loop runs them where it
+:class:`~spp.graph.worker.WorkerPlan`, so the compiled loop runs them where it
 can and no data-path code lives here.  A change (patch, reset, forward, stop)
 builds a new plan and publishes it; the worker swaps plans between bursts and
 sends what it buffered for a destination that went away, so a change while
@@ -25,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from spp.components.forward import Forward
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import Dataplane
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 
 log = logging.getLogger(__name__)
 

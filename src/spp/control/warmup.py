@@ -77,7 +77,7 @@ def compile_data_path(dp: Dataplane) -> None:
     first burst.  ``dp`` only gives the array types; nothing is written to it.
     """
     from spp.components.classifier import warm_up
-    from spp.runtime.worker import warm_up_native
+    from spp.graph.worker import warm_up_native
 
     global _compiled
     if _compiled:  # once per process: what was compiled stays loaded
@@ -97,10 +97,10 @@ def _exercise(timeout: float = 600.0) -> None:
     from spp.components.forward import Forward
     from spp.components.mirror import Mirror
     from spp.components.vlan import VlanOp
+    from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.ports.base import PortTable
     from spp.runtime.dataplane import Layout
     from spp.runtime.stats import TX_PACKETS
-    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.testing import unique_prefix, wait_for
 
     dp = Dataplane.create(unique_prefix("spp-warmup"), Layout(n_bufs=1024, n_rings=4, ring_size=64))
@@ -191,7 +191,7 @@ class DataPathCompiler:
 
 def is_cached() -> bool:
     """True if numba's cache holds an index for the worker loop (a warm start is likely)."""
-    from spp.runtime import native_loop
+    from spp.graph import loop as native_loop
 
     src = Path(native_loop.__file__)
     return any(d.glob(f"{src.stem}.native_run_plan-*.nbi") for d in _jitcache.cache_dirs_for(src.parent))

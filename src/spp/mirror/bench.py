@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from spp.components.forward import Forward
 from spp.components.mirror import Mirror
+from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.mirror.agent import MirrorAgent
 from spp.ports.base import Port, PortTable
 from spp.runtime.dataplane import Dataplane
 from spp.runtime.stats import RX_PACKETS
-from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 from spp.testing import stack
 from spp.testing.packets import numbered
 

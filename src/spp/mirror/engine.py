@@ -147,6 +147,19 @@ class PortMirror:
         #: Why the Python filter failed (the mirror detached itself), else None.
         self.error: str | None = None
 
+    @staticmethod
+    def behind(cb: Callable[[Port, np.ndarray, int], int]) -> PortMirror | None:
+        """The port mirror whose callback ``cb`` is, else None."""
+        pm = getattr(cb, "__self__", None)
+        if isinstance(pm, PortMirror) and getattr(cb, "__func__", None) is PortMirror._callback:
+            return pm
+        return None
+
+    @property
+    def match_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Its built-in filters compiled for :func:`select_frames`: parameters and VLAN map."""
+        return self._params, self._vlanmap
+
     # -- attach / detach --------------------------------------------------------
 
     def attach(self) -> None:

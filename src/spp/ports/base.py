@@ -133,6 +133,16 @@ class Port(ABC):
     # -- callbacks ------------------------------------------------------------
 
     @property
+    def rx_callbacks(self) -> tuple[Callback, ...]:
+        """The rx callbacks, in the order they run (a snapshot: the tuple is replaced on change)."""
+        return self._rx_cbs
+
+    @property
+    def tx_callbacks(self) -> tuple[Callback, ...]:
+        """The tx callbacks, in the order they run."""
+        return self._tx_cbs
+
+    @property
     def has_callbacks(self) -> bool:
         return bool(self._rx_cbs or self._tx_cbs)
 

@@ -21,6 +21,11 @@ KIND_VHOST = 3
 KIND_PHY = 4
 #: A tap port: kernels ``tap_rx_at``/``tap_tx_at`` in :mod:`spp.ports.tap`.
 KIND_TAP = 5
+#: A pcap port: kernels ``pcap_rx_at``/``pcap_tx_at`` in :mod:`spp.ports.pcap`.
+KIND_PCAP = 6
+#: A port without a compiled driver: the worker loop calls its Python ``_rx``/``_tx`` once per
+#: burst (:mod:`spp.graph.pyhook`).
+KIND_PY = 7
 
 #: ``ctrl`` word marking a ring as created (between the producer head and tail lines).
 RING_ACTIVE = 4

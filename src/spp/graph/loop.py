@@ -1,4 +1,9 @@
-"""The compiled worker loop for plans made of forward/merge and classifier over null and ring ports.
+"""The compiled worker loop: every plan a worker runs, composed of its parts' kernels.
+
+Each port driver, component and port mirror has one compiled kernel beside its class
+(``ports/``, ``components/``, ``mirror/``); this loop composes them, many bursts per
+call.  What users write in Python (a driver, a component or a port callback without a
+compiled body) is called from here once per burst (:mod:`spp.graph.pyhook`).
 
 Python costs microseconds per call, so a worker whose every port is in memory runs
 many bursts inside this function between control checks.  It counts exactly what
@@ -45,14 +50,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, objmode
 
+from spp.components.base import KERNEL_CLASSIFIER, KERNEL_FORWARD, KERNEL_MIRROR, KERNEL_PYTHON
 from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
 from spp.components.mirror import mirror_duplicate
 from spp.components.vlan import OP_NONE, apply_vlan, unshare
+from spp.graph.pyhook import call_hook
 from spp.mirror.engine import STAT_COLS, mirror_tap
 from spp.mirror.filters import N_PARAMS, select_frames
-from spp.ports.native import KIND_NULL, KIND_PHY, KIND_RING, KIND_TAP, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
 from spp.ports.tap import TP_COLS, tap_rx_at, tap_tx_at
 from spp.ports.vhost_port import RXQ, TXQ
@@ -70,11 +77,13 @@ LC_KEEP = 256
 LC_REFILL = 128
 #: numba option compiling a function without its reference-counting runtime.
 _NO_NRT: dict[str, Any] = {"_nrt": False}
-#: Component types of the compiled loop.
-CT_FORWARD = 0
-CT_CLASSIFIER = 1
-#: spp_mirror's ``mirror`` component: ``tab_off[c]`` is the address of its copy-mode word (1: deep).
-CT_MIRROR = 2
+#: Component kernels (:class:`spp.components.base.Kernel`): forward/merge, classifier (``tab_off[c]``:
+#: its packed table's offset in ``tabs``), spp_mirror's ``mirror`` (``tab_off[c]``: the address of its
+#: copy-mode word, 1: deep), and a component in Python (``tab_off[c]``: its hook row).
+CT_FORWARD = KERNEL_FORWARD
+CT_CLASSIFIER = KERNEL_CLASSIFIER
+CT_MIRROR = KERNEL_MIRROR
+CT_PY = KERNEL_PYTHON
 _MIRROR_NOMBUF = REASON["mirror_nombuf"]
 _RUNT = REASON["runt"]
 _MIRROR_FULL = REASON["mirror_full"]
@@ -103,8 +112,16 @@ _NO_ROUTE = REASON["no_route"]
 _NOMBUF = REASON["nombuf"]
 #: Columns of a tx row's ``tx_info``: its port mirrors (first in ``mlist``, count), its VLAN
 #: operation (code of :mod:`spp.components.vlan`) and TCI.
-TI_MOFF, TI_MN, TI_VOP, TI_TCI = range(4)
-TI_COLS = 4
+TI_MOFF, TI_MN, TI_VOP, TI_TCI, TI_CBH, TI_KIND, TI_ARG, TI_SLOT = range(8)
+TI_COLS = 8
+
+@njit(cache=True, **_NO_NRT)  # no nogil: object mode takes the GIL for the call itself
+def _py(pyh: np.ndarray, s: int, n: int) -> int:
+    """Call hook row ``s`` (:mod:`spp.graph.pyhook`) on a burst of ``n`` in ``pyio[s]``; its result."""
+    h = pyh[s]
+    with objmode(m="int64"):
+        m = call_hook(h, n)
+    return m
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -338,11 +355,12 @@ def _vlan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.nd
 @njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
-           tx_kind: np.ndarray, tx_arg: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray,
+           txbuf: np.ndarray, txcnt: np.ndarray,
            txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
            data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
            minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray,
-           msel: np.ndarray, vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
+           msel: np.ndarray, vh: np.ndarray, flags: np.ndarray, pyh: np.ndarray,
+           pyio: np.ndarray) -> int:
     """Send tx row ``t``'s buffered frames (after its port's mirrors); count locally; return the new cache fill.
 
     A vhost port counts its own tx (as its ``tx_burst`` does); a vhost port whose
@@ -352,36 +370,53 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     if n == 0:
         return ln
     txcnt[t] = 0
+    kind = tx_info[t, TI_KIND]
+    arg = tx_info[t, TI_ARG]
+    slot = tx_info[t, TI_SLOT]
     if tx_info[t, TI_VOP] != OP_NONE:  # before the mirrors, as a port's tx_burst sees the edited frames
-        n = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[tx_slot[t]], txbuf[t], n, tx_info[t, TI_VOP],
+        n = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[slot], txbuf[t], n, tx_info[t, TI_VOP],
                   tx_info[t, TI_TCI], msel)
         if n == 0:
+            return ln
+    if tx_info[t, TI_CBH]:  # Python callbacks (they may keep a prefix and own the rest)
+        s = tx_info[t, TI_CBH] - 1
+        for i in range(n):
+            pyio[s, i] = txbuf[t, i]
+        n = _py(pyh, s, n)
+        for i in range(n):
+            txbuf[t, i] = pyio[s, i]
+        if n <= 0:
             return ln
     if tx_info[t, TI_MN]:
         _mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
                  pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1, vh)
-    if tx_kind[t] == KIND_NULL:
+    if kind == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
         return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
-    if tx_kind[t] >= KIND_VHOST:  # the driver's kernel counts its own tx
-        if tx_kind[t] == KIND_VHOST:
-            k = _vhost_tx(vh, tx_arg[t], pctrl, pslots, refcnt, meta, data, header, stats, tx_slot[t], txbuf[t], n,
+    if kind >= KIND_VHOST:  # the driver's kernel counts its own tx
+        if kind == KIND_VHOST:
+            k = _vhost_tx(vh, arg, pctrl, pslots, refcnt, meta, data, header, stats, slot, txbuf[t], n,
                           flags)
-        elif tx_kind[t] == KIND_PHY:  # msel is free again once the mirrors ran: the kernel's scratch
-            k = phy_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
+        elif kind == KIND_PHY:  # msel is free again once the mirrors ran: the kernel's scratch
+            k = phy_tx_at(vh[arg], pctrl, pslots, refcnt, header, meta, data, stats, slot, txbuf[t], n,
                           msel)
-        else:
-            k = tap_tx_at(vh[tx_arg[t]], pctrl, pslots, refcnt, header, meta, data, stats, tx_slot[t], txbuf[t], n,
+        elif kind == KIND_TAP:
+            k = tap_tx_at(vh[arg], pctrl, pslots, refcnt, header, meta, data, stats, slot, txbuf[t], n,
                           msel)
+        else:  # a driver in Python (it counts its tx as its _tx does); -1: the port is closed
+            s = arg
+            for i in range(n):
+                pyio[s, i] = txbuf[t, i]
+            k = _py(pyh, s, n)
         if k < 0:  # the guest's receive queue is not running, the interface is not up
-            stat_add(stats[tx_slot[t]], _LINK_DOWN, n)
+            stat_add(stats[slot], _LINK_DOWN, n)
             return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
         if k < n:
             txd[t] += n - k
             ln = _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, k, n - k, lc, ln)
         return ln
-    r = tx_arg[t]
+    r = arg
     k = ringcore.ring_enqueue(ring_ctrl[r], ring_slots[r], txbuf[t], 0, n)
     if k:
         txp[t] += k
@@ -394,23 +429,23 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
 
 @njit(cache=True, nogil=True, **_NO_NRT)
 def _flush_rows(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, header: np.ndarray,
-                ring_ctrl: np.ndarray, ring_slots: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
-                txbuf: np.ndarray, txcnt: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
+                ring_ctrl: np.ndarray, ring_slots: np.ndarray, txbuf: np.ndarray, txcnt: np.ndarray, txp: np.ndarray,
+                txb: np.ndarray, txd: np.ndarray,
                 lc: np.ndarray, ln: int, data: np.ndarray, stats: np.ndarray, tx_info: np.ndarray, mlist: np.ndarray,
                 minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray, macc: np.ndarray, msel: np.ndarray,
-                vh: np.ndarray, flags: np.ndarray, tx_slot: np.ndarray) -> int:
+                vh: np.ndarray, flags: np.ndarray, pyh: np.ndarray, pyio: np.ndarray) -> int:
     """:func:`_flush` every tx row (an idle pass, the end of a call): a call, not inlined, so the
     loop's body holds one copy of ``_flush`` instead of three."""
-    for t in range(tx_kind.shape[0]):
-        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf, txcnt,
+    for t in range(tx_info.shape[0]):
+        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, txbuf, txcnt,
                     txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc, msel, vh, flags,
-                    tx_slot)
+                    pyh, pyio)
     return ln
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.ndarray, rx_slot: np.ndarray,
-            tx_kind: np.ndarray, tx_slot: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
+            tx_info: np.ndarray, ring_full: int, tx_full: int, rxp: np.ndarray,
             rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray, lc: np.ndarray, ln: int,
             cdrops: np.ndarray, cdrops_acc: np.ndarray, minfo: np.ndarray, macc: np.ndarray, mtab: np.ndarray,
             flags: np.ndarray) -> None:
@@ -435,14 +470,14 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
                 cdrops[c, f] += cdrops_acc[c, f]
                 cdrops_acc[c, f] = 0
                 flags[F_CDROPS] = 1
-    for t in range(tx_kind.shape[0]):
+    for t in range(tx_info.shape[0]):
         if txp[t] == 0 and txd[t] == 0:
             continue
-        row = stats[tx_slot[t]]
+        row = stats[tx_info[t, TI_SLOT]]
         stat_add(row, TX_PACKETS, txp[t])
         stat_add(row, TX_BYTES, txb[t])
         if txd[t]:
-            stat_add(row, ring_full if tx_kind[t] == KIND_RING else tx_full, txd[t])
+            stat_add(row, ring_full if tx_info[t, TI_KIND] == KIND_RING else tx_full, txd[t])
         txp[t] = 0
         txb[t] = 0
         txd[t] = 0
@@ -524,14 +559,15 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
               header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
               ctype: np.ndarray, n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray, rx_slot: np.ndarray,
               rx_tmpl: np.ndarray, rx_ntmpl: np.ndarray, rx_cur: np.ndarray, tmpl: np.ndarray,
-              tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray, tx_slot: np.ndarray,
+              tx_off: np.ndarray,
               tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray, txbuf: np.ndarray,
               txcnt: np.ndarray, iters: int, burst: int, ring_full: int, tx_full: int,
               rxp: np.ndarray, rxb: np.ndarray, txp: np.ndarray, txb: np.ndarray, txd: np.ndarray,
               lc: np.ndarray, rxs: np.ndarray, cdrops_acc: np.ndarray, rx_moff: np.ndarray, rx_mn: np.ndarray,
               tx_info: np.ndarray, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray,
               mvlan: np.ndarray, macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray,
-              msel: np.ndarray, rx_vlan: np.ndarray, mout: np.ndarray, mdst: np.ndarray) -> int:
+              msel: np.ndarray, rx_vlan: np.ndarray, mout: np.ndarray, mdst: np.ndarray, rx_cbh: np.ndarray,
+              pyh: np.ndarray, pyio: np.ndarray, pydst: np.ndarray) -> int:
     """:func:`native_run_plan` with its scratch arrays passed in (zeroed accumulators, cache room).
 
     Compiled without the numba runtime (``_nrt=False``): it allocates nothing, so no
@@ -610,6 +646,20 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 elif kind == KIND_VHOST and room > 0:
                     k = _vhost_rx(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
                                   dst[cnt : cnt + room], room, flags)
+                elif kind == KIND_PY and room > 0:  # a driver in Python: counts its own rx, as its _rx does
+                    s = rx_arg[c, r]
+                    k = _py(pyh, s, room)
+                    for i in range(k):
+                        dst[cnt + i] = pyio[s, i]
+                if k and rx_cbh[c, r]:  # Python callbacks, in their order (they may keep a prefix)
+                    s = rx_cbh[c, r] - 1
+                    for i in range(k):
+                        pyio[s, i] = dst[cnt + i]
+                    got += k
+                    k = max(_py(pyh, s, k), 0)
+                    got -= k
+                    for i in range(k):
+                        dst[cnt + i] = pyio[s, i]
                 if k and rx_mn[c, r]:
                     _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
@@ -631,6 +681,21 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                         for i in range(m2):
                             t = t0 + mdst[i]
                             txbuf[t, txcnt[t]] = mout[i]
+                            txcnt[t] += 1
+                elif ctype[c] == CT_PY:  # a component in Python: ids in pyio[s, :m], tx index in pydst[s, :m]
+                    if k:
+                        s = tab_off[c]
+                        for i in range(k):
+                            pyio[s, i] = rxs[i]
+                        m = _py(pyh, s, k)
+                        for i in range(m):
+                            t = t0 + pydst[s, i]
+                            if txcnt[t] == cap:  # it may send more frames than it received
+                                ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, txbuf,
+                                                 txcnt, txp, txb, txd, lc, ln, data, stats, tx_info,
+                                                 mlist, minfo, mparams, mvlan, macc, msel, vh, flags, pyh,
+                                                 pyio)
+                            txbuf[t, txcnt[t]] = pyio[s, i]
                             txcnt[t] += 1
                 else:
                     o = tab_off[c]
@@ -656,25 +721,25 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 # one frame per received frame, so it never passes its capacity (2 bursts) here.
                 for t in range(t0, tx_off[c + 1]):
                     if txcnt[t] >= burst:
-                        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg,
-                        txbuf, txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
-                        msel, vh, flags, tx_slot)
+                        ln = _flush(t, pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, txbuf, txcnt,
+                                    txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
+                        msel, vh, flags, pyh, pyio)
         total += got
         if got == 0:
-            ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+            ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, txbuf,
                         txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
-                        msel, vh, flags, tx_slot)
+                        msel, vh, flags, pyh, pyio)
             if dirty:  # idle: publish counters and give the cached buffers back now, not at the end
-                _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp,
+                _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_info, ring_full, tx_full, rxp, rxb, txp,
                         txb, txd, lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
                 ln = 0
                 dirty = False
         else:
             dirty = True
-    ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, tx_kind, tx_arg, txbuf,
+    ln = _flush_rows(pctrl, pslots, refcnt, meta, header, ring_ctrl, ring_slots, txbuf,
                         txcnt, txp, txb, txd, lc, ln, data, stats, tx_info, mlist, minfo, mparams, mvlan, macc,
-                        msel, vh, flags, tx_slot)
-    _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_kind, tx_slot, ring_full, tx_full, rxp, rxb, txp, txb, txd,
+                        msel, vh, flags, pyh, pyio)
+    _settle(pctrl, pslots, stats, n_rx, rx_slot, tx_info, ring_full, tx_full, rxp, rxb, txp, txb, txd,
             lc, ln, cdrops, cdrops_acc, minfo, macc, mtab, flags)
     return total
 
@@ -684,20 +749,20 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
                     header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
                     ctype: np.ndarray, n_rx: np.ndarray, rx_kind: np.ndarray, rx_arg: np.ndarray,
                     rx_slot: np.ndarray, rx_tmpl: np.ndarray, rx_ntmpl: np.ndarray, rx_cur: np.ndarray,
-                    tmpl: np.ndarray, tx_off: np.ndarray, tx_kind: np.ndarray, tx_arg: np.ndarray,
-                    tx_slot: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
+                    tmpl: np.ndarray, tx_off: np.ndarray, tabs: np.ndarray, tab_off: np.ndarray, cdrops: np.ndarray,
                     txbuf: np.ndarray, txcnt: np.ndarray, iters: int, burst: int, ring_full: int,
                     tx_full: int, rx_moff: np.ndarray, rx_mn: np.ndarray, tx_info: np.ndarray, rx_vlan: np.ndarray,
                     mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
-                    macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray) -> int:
+                    macc: np.ndarray, mtab: np.ndarray, flags: np.ndarray, vh: np.ndarray, rx_cbh: np.ndarray,
+                    pyh: np.ndarray, pyio: np.ndarray, pydst: np.ndarray) -> int:
     """Run ``iters`` passes over the components; return frames received.
 
     Component ``c`` (``ctype[c]``: :data:`CT_FORWARD` for forward/merge,
     :data:`CT_CLASSIFIER`) receives from ``n_rx[c]`` ports (``rx_kind``/``rx_arg``/
     ``rx_slot`` rows: driver kind, null frame size or ring index, stats row; for a null
     source with templates, ``rx_ntmpl`` of them from row ``rx_tmpl`` of ``tmpl``, cycled
-    from ``rx_cur``) and sends to the tx rows ``tx_off[c]:tx_off[c+1]`` (``tx_kind``/
-    ``tx_arg``/``tx_slot``).  A classifier's packed table is ``tabs[tab_off[c]:]`` and
+    from ``rx_cur``) and sends to the tx rows ``tx_off[c]:tx_off[c+1]`` (``tx_info[t]``: ``TI_*``
+    columns, among them the driver kind, arg and stats row).  A classifier's packed table is ``tabs[tab_off[c]:]`` and
     its drops (``runt``, ``no_route``) are added to ``cdrops[c]``.  ``txbuf[t, :txcnt[t]]``
     holds tx row ``t``'s unsent frames.  Port mirrors (built-in filters or none, ring or
     null destination) run on received bursts of rx row ``(c, r)`` (``mlist[rx_moff[c, r]:
@@ -711,11 +776,15 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     columns) is rows ``vh[v, VH_REG0]:+vh[v, VH_NREG]`` of the same array, after the
     ports' rows.  Its guest memory must stay mapped for the whole call.  A phy port's
     rx/tx arg is a row of ``vh`` too (:mod:`spp.ports.phy` ``PH_*`` columns: its rings by
-    address, which must stay mapped for the whole call).  On return every ``txcnt`` is 0, every counter
-    is up to date and every free buffer is back in the pool ring.
+    address, which must stay mapped for the whole call).  What has no compiled kernel runs in
+    Python, one call per burst through hook row ``s`` (``pyh[s]``, the burst in ``pyio[s]``): a
+    port of kind ``KIND_PY`` (rx/tx arg ``s``), a component of type :data:`CT_PY` (``tab_off[c]``
+    is ``s``; the tx index of each frame it returns in ``pydst[s]``), and the Python callbacks of
+    an rx row (``rx_cbh[c, r]``: ``s + 1``, 0 for none) or a tx row (``tx_info[t, TI_CBH]``).
+    On return every ``txcnt`` is 0, every counter is up to date and every free buffer is back in the pool ring.
     """
     ncomp = n_rx.shape[0]
-    ntx = tx_kind.shape[0]
+    ntx = tx_info.shape[0]
     max_rx = rx_kind.shape[1]
     rxp = np.zeros((ncomp, max_rx), np.int64)
     rxb = np.zeros((ncomp, max_rx), np.int64)
@@ -729,10 +798,10 @@ def native_run_plan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, m
     mout = np.empty(2 * max(burst, 1), np.int32)
     mdst = np.empty(2 * max(burst, 1), np.int64)
     total: int = _run_core(pctrl, pslots, refcnt, meta, data, header, ring_ctrl, ring_slots, stats, ctype, n_rx,
-                           rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tx_kind, tx_arg,
-                           tx_slot, tabs, tab_off, cdrops, txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
+                           rx_kind, rx_arg, rx_slot, rx_tmpl, rx_ntmpl, rx_cur, tmpl, tx_off, tabs, tab_off, cdrops,
+                           txbuf, txcnt, iters, burst, ring_full, tx_full, rxp, rxb,
                            txp, txb, txd, lc, rxs, cdrops_acc, rx_moff, rx_mn, tx_info, mlist, minfo, mparams,
-                           mvlan, macc, mtab, flags, vh, msel, rx_vlan, mout, mdst)
+                           mvlan, macc, mtab, flags, vh, msel, rx_vlan, mout, mdst, rx_cbh, pyh, pyio, pydst)
     return total
 
 
@@ -752,14 +821,17 @@ def native_run(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: 
     """
     n = n_rx.shape[0]
     shape = rx_kind.shape
+    tx_info = np.zeros((tx_kind.shape[0], TI_COLS), np.int64)
+    tx_info[:, TI_KIND], tx_info[:, TI_ARG], tx_info[:, TI_SLOT] = tx_kind, tx_arg, tx_slot
     return int(native_run_plan(pctrl, pslots, refcnt, meta, _NO_DATA, header, ring_ctrl, ring_slots, stats,
                                np.zeros(n, np.int64), n_rx, rx_kind, rx_arg, rx_slot, np.zeros(shape, np.int64),
                                np.zeros(shape, np.int64), np.zeros(shape, np.int64), _NO_DATA,
-                               np.arange(n + 1, dtype=np.int64), tx_kind, tx_arg, tx_slot, _NO_TABS,
+                               np.arange(n + 1, dtype=np.int64), _NO_TABS,
                                np.zeros(n, np.int64), np.zeros((n, N_FIELDS), np.int64), txbuf, txcnt, iters,
                                burst, ring_full, tx_full, np.zeros(shape, np.int64), np.zeros(shape, np.int64),
-                               np.zeros((tx_kind.shape[0], TI_COLS), np.int64), np.zeros((*shape, 2), np.int64),
+                               tx_info, np.zeros((*shape, 2), np.int64),
                                _NO_TABS, np.zeros((1, MI_COLS), np.int64), np.zeros((1, N_PARAMS), np.int64),
                                np.zeros((1, 4096), np.uint8), np.zeros((1, STAT_COLS), np.int64),
                                np.zeros((1, STAT_COLS), np.int64), np.zeros(N_FLAGS, np.int64),
-                               np.zeros((1, VH_COLS), np.int64)))
+                               np.zeros((1, VH_COLS), np.int64), np.zeros(shape, np.int64), _NO_TABS,
+                               np.zeros((1, 1), np.int32), np.zeros((1, 1), np.int64)))
