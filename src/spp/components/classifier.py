@@ -161,6 +161,62 @@ _RUNT: Final = REASON["runt"]
 _NO_ROUTE: Final = REASON["no_route"]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def classify_one(data: np.ndarray, meta: np.ndarray, tabs: np.ndarray, o: int, b: int) -> tuple[int, int, int]:
+    """Look buffer ``b`` up in the packed classifier table at ``tabs[o:]``: the classifier's decision.
+
+    Returns
+    ``(code, x, y)``: code 0 → one output, tx index ``x``; 1 → flood to the tx indices
+    ``tabs[x:y]`` (absolute offsets); -1 → ``no_route``; -2 → ``runt``.
+    """
+    mask = tabs[o]
+    cap = tabs[o + 2]
+    o_keys = o + _HDR
+    o_val = o_keys + cap
+    o_def = o_val + cap
+    o_has = o_def + VLAN_SLOTS
+    o_foff = o_has + VLAN_SLOTS
+    o_fp = o_foff + VLAN_SLOTS + 1
+    off = meta[b, 0]
+    ln = meta[b, 1]
+    if ln < 14:
+        return -2, 0, 0
+    slot = np.int64(0)
+    if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
+        if ln < 18:
+            return -2, 0, 0
+        slot = ((np.int64(data[b, off + 14]) & 0x0F) << 8 | np.int64(data[b, off + 15])) + 1
+    if tabs[o_has + slot] == 0:
+        t = tabs[o_def]
+        if t >= 0:
+            return 0, t, 0
+        return -1, 0, 0
+    mac = np.int64(0)
+    for j in range(6):
+        mac = (mac << 8) | np.int64(data[b, off + j])
+    key = (slot << 48) | mac
+    h = np.int64(((np.uint64(key) * np.uint64(_HASH_MUL)) >> np.uint64(32)) & np.uint64(mask))
+    while True:
+        k = tabs[o_keys + h]
+        if k == key:
+            return 0, tabs[o_val + h], 0
+        if k == -1:
+            break
+        h = (h + 1) & mask
+    if data[b, off] & 1:
+        s = tabs[o_foff + slot]
+        e = tabs[o_foff + slot + 1]
+        if e == s:
+            return -1, 0, 0
+        return 1, o_fp + s, o_fp + e
+    t = tabs[o_def + slot]
+    if t < 0 and slot != 0:
+        t = tabs[o_def]
+    if t >= 0:
+        return 0, t, 0
+    return -1, 0, 0
+
+
 @njit(cache=True, nogil=True)
 def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.ndarray, n: int, tab: np.ndarray,
              out: np.ndarray, drops: np.ndarray) -> tuple[int, int]:
@@ -169,94 +225,29 @@ def classify(data: np.ndarray, meta: np.ndarray, refcnt: np.ndarray, bufs: np.nd
     Dropped buffers go to ``out[2]``, counted in ``drops`` (``runt``, ``no_route``).
     Returns ``(m, d)``: ``m`` outputs and ``d`` buffers to free.  Flood copies add
     ``copies - 1`` references to the buffer.  ``out`` is int32 ``(3, cap)`` with
-    ``cap >= n * (number of tx ports)``.
+    ``cap >= n * (number of tx ports)``.  Each decision is :func:`classify_one`'s.
     """
-    mask = tab[0]
-    cap = tab[2]
-    o_val = _HDR + cap
-    o_def = o_val + cap
-    o_has = o_def + VLAN_SLOTS
-    o_foff = o_has + VLAN_SLOTS
-    o_fp = o_foff + VLAN_SLOTS + 1
     out_ids = out[0]
     out_dst = out[1]
     dead = out[2]
     m = 0
     d = 0
-    mul = np.uint64(_HASH_MUL)
-    sh = np.uint64(32)
-    umask = np.uint64(mask)
     for i in range(n):
         b = bufs[i]
-        off = meta[b, 0]
-        ln = meta[b, 1]
-        if ln < 14:
-            drops[_RUNT] += 1
-            dead[d] = b
-            d += 1
-            continue
-        slot = np.int64(0)
-        if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
-            if ln < 18:
-                drops[_RUNT] += 1
-                dead[d] = b
-                d += 1
-                continue
-            slot = ((np.int64(data[b, off + 14]) & 0x0F) << 8 | np.int64(data[b, off + 15])) + 1
-        if tab[o_has + slot] == 0:
-            t = tab[o_def]
-            if t >= 0:
-                out_ids[m] = b
-                out_dst[m] = t
-                m += 1
-            else:
-                drops[_NO_ROUTE] += 1
-                dead[d] = b
-                d += 1
-            continue
-        mac = np.int64(0)
-        for j in range(6):
-            mac = (mac << 8) | np.int64(data[b, off + j])
-        key = (slot << 48) | mac
-        h = np.int64(((np.uint64(key) * mul) >> sh) & umask)
-        hit = -1
-        while True:
-            k = tab[_HDR + h]
-            if k == key:
-                hit = tab[o_val + h]
-                break
-            if k == -1:
-                break
-            h = (h + 1) & mask
-        if hit >= 0:
+        code, x, y = classify_one(data, meta, tab, 0, b)
+        if code == 0:
             out_ids[m] = b
-            out_dst[m] = hit
+            out_dst[m] = x
             m += 1
-            continue
-        if data[b, off] & 1:
-            s = tab[o_foff + slot]
-            e = tab[o_foff + slot + 1]
-            if e == s:
-                drops[_NO_ROUTE] += 1
-                dead[d] = b
-                d += 1
-                continue
-            if e - s > 1:
-                atomic_add(refcnt, b, e - s - 1)
-            for j in range(s, e):
+        elif code == 1:
+            if y - x > 1:
+                atomic_add(refcnt, b, y - x - 1)
+            for j in range(x, y):
                 out_ids[m] = b
-                out_dst[m] = tab[o_fp + j]
+                out_dst[m] = tab[j]
                 m += 1
-            continue
-        t = tab[o_def + slot]
-        if t < 0 and slot != 0:
-            t = tab[o_def]
-        if t >= 0:
-            out_ids[m] = b
-            out_dst[m] = t
-            m += 1
         else:
-            drops[_NO_ROUTE] += 1
+            drops[_RUNT if code == -2 else _NO_ROUTE] += 1
             dead[d] = b
             d += 1
     return m, d

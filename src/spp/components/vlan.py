@@ -15,6 +15,9 @@ from numba import njit
 
 from spp.runtime.dataplane import pool_alloc, pool_free
 from spp.runtime.rawmem import copy_bytes
+from spp.runtime.stats import ERRORS, REASON, stat_add
+
+_NOMBUF = REASON["nombuf"]
 
 OP_NONE = 0
 OP_ADD = 1
@@ -128,4 +131,17 @@ def unshare(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.
             b = nb
         ids[m] = b
         m += 1
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def vlan_burst(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
+               header: np.ndarray, row: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int, one: np.ndarray) -> int:
+    """A port's VLAN operation on ``ids[:n]`` (what the worker loop runs): shared buffers get
+    private copies first (frames left without one: ``nombuf`` on the port, ``row``), frames the
+    operation cannot edit count an error; returns how many frames are kept (``ids[:m]``)."""
+    m: int = unshare(pctrl, pslots, refcnt, meta, data, header, ids, n, one)
+    stat_add(row, _NOMBUF, n - m)
+    bad: int = apply_vlan(data, meta, ids, m, op, tci)
+    stat_add(row, ERRORS, bad)
     return m

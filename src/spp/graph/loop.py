@@ -53,9 +53,9 @@ import numpy as np
 from numba import njit, objmode
 
 from spp.components.base import KERNEL_CLASSIFIER, KERNEL_FORWARD, KERNEL_MIRROR, KERNEL_PYTHON
-from spp.components.classifier import _HASH_MUL, _HDR, VLAN_SLOTS
+from spp.components.classifier import classify_one
 from spp.components.mirror import mirror_duplicate
-from spp.components.vlan import OP_NONE, apply_vlan, unshare
+from spp.components.vlan import OP_NONE, vlan_burst
 from spp.graph.pyhook import call_hook
 from spp.mirror.engine import STAT_COLS, mirror_tap
 from spp.mirror.filters import N_PARAMS, select_frames
@@ -68,7 +68,7 @@ from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM, pool_free
 from spp.runtime.rawmem import raw_array
-from spp.runtime.stats import ERRORS, N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
+from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 #: The local cache is trimmed back to ``LC_KEEP`` buffers when it grows past ``LC_CAP``.
 LC_CAP = 512
@@ -109,7 +109,6 @@ _LINK_DOWN = REASON["link_down"]
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
 MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
 _NO_ROUTE = REASON["no_route"]
-_NOMBUF = REASON["nombuf"]
 #: Columns of a tx row's ``tx_info``: its port mirrors (first in ``mlist``, count), its VLAN
 #: operation (code of :mod:`spp.components.vlan`) and TCI.
 TI_MOFF, TI_MN, TI_VOP, TI_TCI, TI_CBH, TI_KIND, TI_ARG, TI_SLOT = range(8)
@@ -340,19 +339,6 @@ def _vhost_tx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, ref
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _vlan(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
-          header: np.ndarray, row: np.ndarray, ids: np.ndarray, n: int, op: int, tci: int, one: np.ndarray) -> int:
-    """A port's VLAN operation on ``ids[:n]``, as the Python worker does it: shared buffers get
-    private copies first (frames left without one: ``nombuf`` on the port, ``row``), frames the
-    operation cannot edit count an error; returns how many frames are kept (``ids[:m]``)."""
-    m: int = unshare(pctrl, pslots, refcnt, meta, data, header, ids, n, one)
-    stat_add(row, _NOMBUF, n - m)
-    bad: int = apply_vlan(data, meta, ids, m, op, tci)
-    stat_add(row, ERRORS, bad)
-    return m
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
            txbuf: np.ndarray, txcnt: np.ndarray,
@@ -374,8 +360,8 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
     arg = tx_info[t, TI_ARG]
     slot = tx_info[t, TI_SLOT]
     if tx_info[t, TI_VOP] != OP_NONE:  # before the mirrors, as a port's tx_burst sees the edited frames
-        n = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[slot], txbuf[t], n, tx_info[t, TI_VOP],
-                  tx_info[t, TI_TCI], msel)
+        n = vlan_burst(pctrl, pslots, refcnt, meta, data, header, stats[slot], txbuf[t], n, tx_info[t, TI_VOP],
+                       tx_info[t, TI_TCI], msel)
         if n == 0:
             return ln
     if tx_info[t, TI_CBH]:  # Python callbacks (they may keep a prefix and own the rest)
@@ -498,62 +484,6 @@ def _settle(pctrl: np.ndarray, pslots: np.ndarray, stats: np.ndarray, n_rx: np.n
                     macc[m, f] = 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _classify_one(data: np.ndarray, meta: np.ndarray, tabs: np.ndarray, o: int, b: int) -> tuple[int, int, int]:
-    """Look buffer ``b`` up in the packed classifier table at ``tabs[o:]``.
-
-    Same decisions as :func:`spp.components.classifier.classify`.  Returns
-    ``(code, x, y)``: code 0 → one output, tx index ``x``; 1 → flood to the tx indices
-    ``tabs[x:y]`` (absolute offsets); -1 → ``no_route``; -2 → ``runt``.
-    """
-    mask = tabs[o]
-    cap = tabs[o + 2]
-    o_keys = o + _HDR
-    o_val = o_keys + cap
-    o_def = o_val + cap
-    o_has = o_def + VLAN_SLOTS
-    o_foff = o_has + VLAN_SLOTS
-    o_fp = o_foff + VLAN_SLOTS + 1
-    off = meta[b, 0]
-    ln = meta[b, 1]
-    if ln < 14:
-        return -2, 0, 0
-    slot = np.int64(0)
-    if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
-        if ln < 18:
-            return -2, 0, 0
-        slot = ((np.int64(data[b, off + 14]) & 0x0F) << 8 | np.int64(data[b, off + 15])) + 1
-    if tabs[o_has + slot] == 0:
-        t = tabs[o_def]
-        if t >= 0:
-            return 0, t, 0
-        return -1, 0, 0
-    mac = np.int64(0)
-    for j in range(6):
-        mac = (mac << 8) | np.int64(data[b, off + j])
-    key = (slot << 48) | mac
-    h = np.int64(((np.uint64(key) * np.uint64(_HASH_MUL)) >> np.uint64(32)) & np.uint64(mask))
-    while True:
-        k = tabs[o_keys + h]
-        if k == key:
-            return 0, tabs[o_val + h], 0
-        if k == -1:
-            break
-        h = (h + 1) & mask
-    if data[b, off] & 1:
-        s = tabs[o_foff + slot]
-        e = tabs[o_foff + slot + 1]
-        if e == s:
-            return -1, 0, 0
-        return 1, o_fp + s, o_fp + e
-    t = tabs[o_def + slot]
-    if t < 0 and slot != 0:
-        t = tabs[o_def]
-    if t >= 0:
-        return 0, t, 0
-    return -1, 0, 0
-
-
 @njit(cache=True, nogil=True, **_NO_NRT)
 def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray, data: np.ndarray,
               header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, stats: np.ndarray,
@@ -666,8 +596,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                              k * rx_arg[c, r] if kind == KIND_NULL else -1, vh)
                 if k and rx_vlan[c, r, 0] != OP_NONE:  # after the port's mirrors, as after its rx_burst
                     got += k
-                    k = _vlan(pctrl, pslots, refcnt, meta, data, header, stats[rx_slot[c, r]], dst[cnt : cnt + k], k,
-                              rx_vlan[c, r, 0], rx_vlan[c, r, 1], msel)
+                    k = vlan_burst(pctrl, pslots, refcnt, meta, data, header, stats[rx_slot[c, r]],
+                                   dst[cnt : cnt + k], k, rx_vlan[c, r, 0], rx_vlan[c, r, 1], msel)
                     got -= k
                 got += k
                 if fwd:
@@ -701,7 +631,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     o = tab_off[c]
                     for i in range(k):
                         b = rxs[i]
-                        code, x, y = _classify_one(data, meta, tabs, o, b)
+                        code, x, y = classify_one(data, meta, tabs, o, b)
                         if code == 0:
                             t = t0 + x
                             txbuf[t, txcnt[t]] = b
