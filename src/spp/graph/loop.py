@@ -62,8 +62,8 @@ from spp.mirror.filters import N_PARAMS, select_frames
 from spp.ports.native import KIND_NULL, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
 from spp.ports.tap import TP_COLS, tap_rx_at, tap_tx_at
-from spp.ports.vhost_port import RXQ, TXQ
-from spp.ports.vhost_ring import Q_BROKEN, Q_CALL, Q_COLS, Q_HDR, Q_MRG, Q_READY, guest_to_pool, pool_to_guest
+from spp.ports.vhost_port import VH_COLS as _VHOST_COLS
+from spp.ports.vhost_port import vhost_rx_at, vhost_tx_at
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM, pool_free
@@ -97,13 +97,9 @@ MI_COLS = 7
 F_CDROPS = 0
 F_VHOST = 1
 N_FLAGS = 4
-#: Columns of a vhost port's row in ``vh``: guest memory address (0: none mapped) and
-#: size, address of the port's queue state (``Q_COLS`` int64 per queue), first row and
-#: count of its region table (stored in ``vh`` itself, after the ports' rows).
-VH_MEM, VH_SIZE, VH_STATE, VH_REG0, VH_NREG = range(5)
+#: Width of the ``vh`` table: one row per vhost (``VH_*`` columns), phy (``PH_*``) or tap (``TP_*``) port.
 VH_COLS = 5
-assert PH_COLS <= VH_COLS and TP_COLS <= VH_COLS  # phy and tap rows live in the same table
-_QROW = 8 * Q_COLS
+assert PH_COLS <= VH_COLS and TP_COLS <= VH_COLS and _VHOST_COLS <= VH_COLS  # phy and tap rows live in the same table
 _LINK_DOWN = REASON["link_down"]
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
@@ -289,55 +285,6 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
                 atomic_add(refcnt, msel[i], -1)
 
 
-@njit(cache=True, nogil=True, **_NO_NRT)
-def _vhost_rx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
-              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray,
-              n: int, flags: np.ndarray) -> int:
-    """Receive up to ``n`` frames from vhost port ``vh[v]``'s guest transmit queue into ``out``."""
-    addr = vh[v, VH_MEM]
-    if addr == 0:
-        return 0
-    q = raw_array(vh[v, VH_STATE] + _QROW * TXQ, Q_COLS, np.int64)
-    if q[Q_READY] == 0:
-        return 0
-    size = vh[v, VH_SIZE]
-    r0 = vh[v, VH_REG0]
-    k: int = guest_to_pool(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
-                           raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
-                           vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], pctrl, pslots, refcnt, meta, data, header,
-                           stats, slot, out, n)
-    if q[Q_CALL] or q[Q_BROKEN]:
-        flags[F_VHOST] = 1
-    return k
-
-
-@njit(cache=True, nogil=True, **_NO_NRT)
-def _vhost_tx(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
-              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray,
-              n: int, flags: np.ndarray) -> int:
-    """Send ``ids[:n]`` into vhost port ``vh[v]``'s guest receive queue; return how many it took.
-
-    -1: the queue is not running (no guest memory, not ready, or broken): nothing taken.
-    """
-    addr = vh[v, VH_MEM]
-    if addr == 0:
-        return -1
-    q = raw_array(vh[v, VH_STATE] + _QROW * RXQ, Q_COLS, np.int64)
-    k = -1
-    if q[Q_READY] != 0 and q[Q_BROKEN] == 0:
-        size = vh[v, VH_SIZE]
-        r0 = vh[v, VH_REG0]
-        k = pool_to_guest(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
-                          raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
-                          vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], q[Q_MRG] != 0, pctrl, pslots, refcnt, meta,
-                          data, header, stats, slot, ids, n)
-        if k == 0 and q[Q_BROKEN] != 0:
-            k = -1
-    if q[Q_CALL] or q[Q_BROKEN]:
-        flags[F_VHOST] = 1
-    return k
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
@@ -382,8 +329,8 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
         return _free_to_cache(pctrl, pslots, refcnt, header, txbuf, t, 0, n, lc, ln)
     if kind >= KIND_VHOST:  # the driver's kernel counts its own tx
         if kind == KIND_VHOST:
-            k = _vhost_tx(vh, arg, pctrl, pslots, refcnt, meta, data, header, stats, slot, txbuf[t], n,
-                          flags)
+            k = vhost_tx_at(vh, arg, pctrl, pslots, refcnt, meta, data, header, stats, slot, txbuf[t], n,
+                            flags[F_VHOST:])
         elif kind == KIND_PHY:  # msel is free again once the mirrors ran: the kernel's scratch
             k = phy_tx_at(vh[arg], pctrl, pslots, refcnt, header, meta, data, stats, slot, txbuf[t], n,
                           msel)
@@ -574,8 +521,8 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     k = tap_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
                                   dst[cnt : cnt + room], room)
                 elif kind == KIND_VHOST and room > 0:
-                    k = _vhost_rx(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
-                                  dst[cnt : cnt + room], room, flags)
+                    k = vhost_rx_at(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
+                                    dst[cnt : cnt + room], room, flags[F_VHOST:])
                 elif kind == KIND_PY and room > 0:  # a driver in Python: counts its own rx, as its _rx does
                     s = rx_arg[c, r]
                     k = _py(pyh, s, room)

@@ -28,7 +28,6 @@ from spp.graph.loop import (
     TI_TCI,
     TI_VOP,
     VH_COLS,
-    VH_REG0,
 )
 from spp.graph.plan import BURST, Attachment, ComponentPlan, WorkerPlan
 from spp.graph.pyhook import Hook
@@ -39,6 +38,7 @@ from spp.ports.native import KIND_NONE, KIND_NULL, KIND_PHY, KIND_PY, KIND_RING,
 from spp.ports.null import NullPort
 from spp.ports.phy import PH_COLS
 from spp.ports.tap import TP_COLS
+from spp.ports.vhost_port import VH_REG0
 from spp.runtime.stats import N_FIELDS, stat_add
 
 

@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+from numba import njit
 
 from spp.ports.base import Port, PortError, PortId
 from spp.ports.native import KIND_VHOST
@@ -85,6 +86,7 @@ from spp.ports.vhost_ring import (
 )
 from spp.runtime import quiesce
 from spp.runtime.dataplane import Dataplane, pool_free
+from spp.runtime.rawmem import raw_array
 from spp.runtime.stats import REASON, stat_add
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,67 @@ TXQ: Final = 1  # the guest's transmit queue: spp receives from it
 MAX_RING: Final = 32768
 
 _LINK_DOWN = REASON["link_down"]
+
+
+#: Columns of a vhost port's row in the worker loop's ``vh`` table: guest memory address (0:
+#: none mapped) and size, address of the port's queue state (``Q_COLS`` int64 per queue),
+#: first row and count of its region table (stored in ``vh`` itself, after the ports' rows).
+VH_MEM, VH_SIZE, VH_STATE, VH_REG0, VH_NREG = range(5)
+VH_COLS = 5
+_QROW = 8 * Q_COLS
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def vhost_rx_at(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray,
+              n: int, note: np.ndarray) -> int:
+    """Receive up to ``n`` frames from vhost port ``vh[v]``'s guest transmit queue into ``out``.
+
+    ``note[0]`` is set when a queue wants a call (interrupt) or turned broken (the port's
+    :meth:`VhostPort.after_native` then runs).
+    """
+    addr = vh[v, VH_MEM]
+    if addr == 0:
+        return 0
+    q = raw_array(vh[v, VH_STATE] + _QROW * TXQ, Q_COLS, np.int64)
+    if q[Q_READY] == 0:
+        return 0
+    size = vh[v, VH_SIZE]
+    r0 = vh[v, VH_REG0]
+    k: int = guest_to_pool(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
+                           raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
+                           vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], pctrl, pslots, refcnt, meta, data, header,
+                           stats, slot, out, n)
+    if q[Q_CALL] or q[Q_BROKEN]:
+        note[0] = 1
+    return k
+
+
+@njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def vhost_tx_at(vh: np.ndarray, v: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
+              meta: np.ndarray, data: np.ndarray, header: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray,
+              n: int, note: np.ndarray) -> int:
+    """Send ``ids[:n]`` into vhost port ``vh[v]``'s guest receive queue; return how many it took.
+
+    -1: the queue is not running (no guest memory, not ready, or broken): nothing taken.
+    """
+    addr = vh[v, VH_MEM]
+    if addr == 0:
+        return -1
+    q = raw_array(vh[v, VH_STATE] + _QROW * RXQ, Q_COLS, np.int64)
+    k = -1
+    if q[Q_READY] != 0 and q[Q_BROKEN] == 0:
+        size = vh[v, VH_SIZE]
+        r0 = vh[v, VH_REG0]
+        k = pool_to_guest(raw_array(addr, size, np.uint8), raw_array(addr, size >> 1, np.uint16),
+                          raw_array(addr, size >> 2, np.uint32), raw_array(addr, size >> 3, np.uint64),
+                          vh[r0 : r0 + vh[v, VH_NREG]], q, q[Q_HDR], q[Q_MRG] != 0, pctrl, pslots, refcnt, meta,
+                          data, header, stats, slot, ids, n)
+        if k == 0 and q[Q_BROKEN] != 0:
+            k = -1
+    if q[Q_CALL] or q[Q_BROKEN]:
+        note[0] = 1
+    return k
 
 
 class VhostProtocolError(Exception):
@@ -232,6 +295,7 @@ class VhostPort(Port):
         self._wake_r, self._wake_w = os.pipe()
         self.connections = 0  # frontends that connected so far
         self._broken_logged = False
+        self._note = np.zeros(1, np.int64)  # set by the kernels when a queue wants a call or broke
         self._finalizer: weakref.finalize[Any, Any] | None = None
         if not self.client:
             self._listen = self._bind()
@@ -284,39 +348,37 @@ class VhostPort(Port):
     # -- the data path ----------------------------------------------------------
 
     def _rx(self, bufs: np.ndarray, n: int) -> int:
-        q = self.state[TXQ]
-        if q[Q_READY] == 0 or n <= 0:
+        if self.state[TXQ][Q_READY] == 0 or n <= 0:
             return 0
         dp = self.dp
         with self._lock:
-            mem = self._mem
-            if mem is None or q[Q_READY] == 0:
-                return 0
-            k = int(guest_to_pool(mem.mem, mem.mem16, mem.mem32, mem.mem64, self._regs, q, self._hdr_len,
-                                  dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data, dp.header, dp.stats,
-                                  self.slot, bufs, n))
+            k = int(vhost_rx_at(self._table(), 0, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data,
+                                dp.header, dp.stats, self.slot, bufs, n, self._note))
             self._after_burst(TXQ)
         return k
 
     def _tx(self, bufs: np.ndarray, n: int) -> int:
-        q = self.state[RXQ]
         dp = self.dp
-        if q[Q_READY] != 0 and q[Q_BROKEN] == 0:
-            with self._lock:
-                mem = self._mem
-                if mem is not None and q[Q_READY] != 0:
-                    k = int(pool_to_guest(mem.mem, mem.mem16, mem.mem32, mem.mem64, self._regs, q, self._hdr_len,
-                                          self._mrg, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data,
-                                          dp.header, dp.stats, self.slot, bufs, n))
-                    self._after_burst(RXQ)
-                    if k or not q[Q_BROKEN]:
-                        return k
-        # No frontend, or its receive queue is not running (or broken): take, free, count link_down.
-        self._after_burst(RXQ)
-        if n > 0:
+        with self._lock:
+            k = int(vhost_tx_at(self._table(), 0, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.meta, dp.data,
+                                dp.header, dp.stats, self.slot, bufs, n, self._note))
+            self._after_burst(RXQ)
+        if k < 0 and n > 0:  # no frontend, or its receive queue is not running: take, free, count link_down
             stat_add(self.stats, _LINK_DOWN, n)
             pool_free(dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header, bufs, 0, n)
-        return n
+        return n if k < 0 else k
+
+    def _table(self) -> np.ndarray:
+        """This port alone as the loop's ``vh`` table: its row, then its region rows (call with the lock)."""
+        mem = self._mem
+        state = self.state.__array_interface__["data"][0]
+        if mem is None or mem.closed:
+            return np.array([[0, 0, state, 1, 0]], np.int64)
+        regs = mem.regs
+        vh = np.zeros((1 + len(regs), VH_COLS), np.int64)
+        vh[0] = mem.mem.__array_interface__["data"][0], mem.size, state, 1, len(regs)
+        vh[1:, : regs.shape[1]] = regs
+        return vh
 
     def native_view(self) -> tuple[int, int, int, np.ndarray]:
         """What the compiled worker loop needs: ``(mem address, mem size, state address, regs)``.
