@@ -42,10 +42,6 @@ from spp.ports.vhost_port import VH_REG0
 from spp.runtime.stats import N_FIELDS, stat_add
 
 
-class CallbacksChanged(RuntimeError):
-    """A port's callbacks changed while a compiled plan was being built from them."""
-
-
 def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
     """The port mirrors behind callbacks ``cbs`` if the loop's mirror kernels can run them all,
     else None (the callbacks then run in Python, in order, once per burst).
