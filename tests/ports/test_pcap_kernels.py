@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -89,6 +90,7 @@ def _like_scapy(path: Path, frames: list[bytes]) -> bytes:
     pkts, pos = [], 24
     for f in frames:
         sec, usec = struct.unpack_from("<II", raw, pos)
+        assert abs(sec - time.time()) < 600 and usec < 1_000_000  # the time of writing
         p = Ether(f)
         assert bytes(p) == f
         p.time = Decimal(sec) + Decimal(usec) / Decimal(1_000_000)

@@ -8,9 +8,10 @@ Options (DPDK's pcap PMD calls them ``rx_pcap``/``tx_pcap``; both spellings work
   (benchmarks); ``follow=True`` waits for records appended later (``tail -f``; tests
   and live captures).  pcapng is refused with a hint to convert it.
 * ``tx=PATH`` — write every transmitted frame as a record (microsecond magic, link type
-  1, snaplen 65535), created/truncated at open.  Each burst is one ``write`` system
-  call, so the file is complete on disk after every burst (``tcpdump -r`` and Wireshark
-  read it while it grows); close flushes nothing more because nothing is buffered.
+  1, snaplen 65535), created/truncated at open.  Each burst is one ``writev`` system
+  call (up to ``TX_CHUNK`` = 512 frames; a larger burst takes one per 512), so the file
+  is complete on disk after every burst (``tcpdump -r`` and Wireshark read it while it
+  grows); close flushes nothing more because nothing is buffered.
 
 Without either option the port looks at the stack's config ``{"pcap": {"N": {"rx": ...,
 "tx": ...}}}``, and otherwise becomes a capture sink writing ``/tmp/spp-pcap-N.pcap``
@@ -23,19 +24,18 @@ resynchronise); a file that ends inside a record (without ``follow``) → one
 A file source never loses a frame to an empty pool: it simply resumes when buffers are
 free.  Transmit on a port without ``tx`` accepts, frees and counts ``no_tx_port``; a
 failed write (disk full) refuses the burst (the caller counts ``tx_full``) and counts
-an error.  A file written by another program while the port follows it and whose header
-turns out not to be a classic Ethernet pcap header counts one ``bad_frame`` and an
-error, and the port stops reading; a failed ``read`` counts an error (tried again on the
-next poll).
+an error; the file is cut back to its last complete burst.  A followed file whose
+header, once written, is not a classic Ethernet pcap header counts one ``bad_frame``
+and an error, and the port stops reading; a failed ``read`` counts an error (tried
+again on the next poll).
 
 One implementation serves both paths: the compiled kernels :func:`pcap_rx_at` and
 :func:`pcap_tx_at` do the file I/O themselves (``read``/``lseek``/``writev`` through
 :mod:`spp.runtime.libc`) on the port's row (:meth:`PcapPort.native_view`: the addresses
 of its state words, read buffer, record headers and iovec, ``PC_*`` columns), the way the
 compiled worker loop calls them; the Python port's ``rx_burst``/``tx_burst`` call the same
-kernels on the same row.  A transmitted burst is written with one ``writev`` per
-``TX_CHUNK`` frames straight from the pool buffers (no copy); a partial write continues
-where it stopped.
+kernels on the same row.  Frames are written straight from the pool buffers (no copy);
+a partial write continues where it stopped.
 """
 
 from __future__ import annotations
