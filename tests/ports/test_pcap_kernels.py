@@ -303,3 +303,38 @@ def test_disk_full_refuses_the_burst_and_keeps_the_file_whole(dp: Dataplane, sma
         assert port.stats_dict()["errors"] == 2
     finally:
         port.close()
+
+
+def test_worker_forwards_and_mirrors_file_to_file(dp: Dataplane, tmp_path: Path) -> None:
+    """pcap rx → forward → pcap tx with a port mirror to a third pcap port, under a real worker;
+    compiled as soon as the port declares its kind (``PcapPort.native_kind = KIND_PCAP``)."""
+    from spp.components.forward import Forward
+    from spp.mirror.engine import PortMirror
+    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+
+    frames = [numbered(i, size=60 + (i * 37) % 1455) for i in range(3000)]
+    src, dst, mir = tmp_path / "in.pcap", tmp_path / "out.pcap", tmp_path / "mir.pcap"
+    wrpcap(str(src), [Ether(f) for f in frames])
+    rx, tx, mp = _pcap(dp, "pcap:0", rx=str(src)), _pcap(dp, "pcap:1", tx=str(dst)), _pcap(dp, "pcap:2", tx=str(mir))
+    pm = PortMirror(dp, "m1", rx, mp, "rx")
+    pm.attach()
+    w = Worker(dp, 0, pin=False)
+    w.start()
+    try:
+        w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f1", 0), (Attachment(rx),), (Attachment(tx),)),), 1),
+                  timeout=600)
+        assert (w._native is not None) == (PcapPort.native_kind == KIND_PCAP)
+        deadline = time.monotonic() + 300  # a cold compile of the loop takes a minute or two
+        while tx.stats_dict()["tx_packets"] < len(frames) and time.monotonic() < deadline and w.error is None:
+            time.sleep(0.01)
+        w.publish(WorkerPlan((), 2), timeout=60)
+    finally:
+        w.stop()
+        pm.detach()
+        for p in (rx, tx, mp):
+            p.close()
+    assert w.error is None
+    assert [bytes(p) for p in rdpcap(str(dst))] == frames
+    assert [bytes(p) for p in rdpcap(str(mir))] == frames
+    assert rx.stats_dict()["rx_packets"] == tx.stats_dict()["tx_packets"] == mp.stats_dict()["tx_packets"]
+    assert rx.rx_done
