@@ -23,7 +23,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
 from spp.ports.base import open_port
-from spp.ports.pcap import KIND_PCAP, PC_COLS, REC_HDR, TX_CHUNK, PcapPort, pcap_rx_at, pcap_tx_at
+from spp.ports.pcap import KIND_PCAP, PC_COLS, REC_HDR, TX_CHUNK, PcapPort, iov_advance, pcap_rx_at, pcap_tx_at
 from spp.runtime.dataplane import Dataplane, pool_free
 from spp.testing.packets import numbered, udp
 
@@ -338,3 +338,12 @@ def test_worker_forwards_and_mirrors_file_to_file(dp: Dataplane, tmp_path: Path)
     assert [bytes(p) for p in rdpcap(str(mir))] == frames
     assert rx.stats_dict()["rx_packets"] == tx.stats_dict()["tx_packets"] == mp.stats_dict()["tx_packets"]
     assert rx.rx_done
+
+
+def test_iov_advance_after_a_partial_write() -> None:
+    iov = np.array([1000, 16, 5000, 60, 2000, 16, 7000, 0, 9000, 100], np.int64)
+    assert iov_advance(iov, 0, 5, 10) == 0 and list(iov[:2]) == [1010, 6]  # inside the first pair
+    assert iov_advance(iov, 0, 5, 6) == 1 and list(iov[2:4]) == [5000, 60]  # exactly its end
+    assert iov_advance(iov, 1, 5, 70) == 2 and list(iov[4:6]) == [2010, 6]  # across a pair
+    assert iov_advance(iov, 2, 5, 6) == 4  # an empty pair is stepped over
+    assert iov_advance(iov, 4, 5, 100) == 5  # all written

@@ -77,7 +77,6 @@ RBUF_LEN: Final = READ_CHUNK + MAX_RECORD + REC_HDR
 #: Frames per ``writev`` (two iovec entries each; ``IOV_MAX`` is 1024).
 TX_CHUNK: Final = 512
 
-_RUNT: Final = REASON["runt"]
 _TOO_LONG: Final = REASON["too_long"]
 _BAD: Final = REASON["bad_frame"]
 _NO_TX: Final = REASON["no_tx_port"]
@@ -341,6 +340,19 @@ def pcap_records(hdrs: np.ndarray, iov: np.ndarray, meta: np.ndarray, data: np.n
 
 
 @njit(cache=True, nogil=True, **_NO_NRT)
+def iov_advance(iov: np.ndarray, i: int, cnt: int, r: int) -> int:
+    """Step over the first ``r`` bytes of the (address, length) pairs ``iov[2*i:2*cnt]`` (a
+    partial write): the index of the first pair with bytes left, itself shortened in place."""
+    while i < cnt and r >= iov[2 * i + 1]:
+        r -= iov[2 * i + 1]
+        i += 1
+    if r:
+        iov[2 * i] += r
+        iov[2 * i + 1] -= r
+    return i
+
+
+@njit(cache=True, nogil=True, **_NO_NRT)
 def _writev_all(fd: int, iov: np.ndarray, cnt: int) -> int:
     """Write the ``cnt`` (address, length) pairs of ``iov`` completely: 0, or ``-errno``.
 
@@ -361,12 +373,7 @@ def _writev_all(fd: int, iov: np.ndarray, cnt: int) -> int:
             return -e
         if r == 0:
             return -libc.EIO
-        while i < cnt and r >= iov[2 * i + 1]:
-            r -= iov[2 * i + 1]
-            i += 1
-        if r:
-            iov[2 * i] += r
-            iov[2 * i + 1] -= r
+        i = iov_advance(iov, i, cnt, r)
 
 
 @njit(cache=True, nogil=True, **_NO_NRT)
