@@ -54,6 +54,7 @@ from numba import njit
 from spp.ports.base import Port, PortError, PortId, register_driver
 from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
 from spp.runtime import libc, quiesce
+from spp.runtime.atomics import atomic_cas, store_release
 from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
 from spp.runtime.rawmem import copy_bytes, raw_array
 from spp.runtime.stats import ERRORS, REASON, stat_add
@@ -93,10 +94,13 @@ P_NOMBUF: Final = 2  # the pool had no free buffer: resume when there is one
 #: loop and follow flags, the file's byte order (1: swapped) and largest acceptable
 #: record, whether its header was read, whether reading ended, whether the port is
 #: closed, the size of the written file, the errno of the last failed write, a detail of
-#: the last header (its link type, or the errno of a failed read) and a ``timespec``.
+#: the last header (its link type, or the errno of a failed read), a ``timespec`` (two
+#: words), and the receive and transmit locks (1: a worker is in a burst; several workers
+#: may transmit to one port, e.g. the port mirrors of several workers to one capture file).
 (S_POS, S_END, S_PSTAT, S_RFD, S_WFD, S_LOOP, S_FOLLOW, S_SWAP, S_MAXCAP, S_HDR, S_DONE, S_CLOSED, S_WOFF,
  S_TXERR, S_AUX, S_TS) = range(16)
-S_LEN: Final = 18
+S_RLOCK, S_WLOCK = S_TS + 2, S_TS + 3
+S_LEN: Final = 20
 #: Columns of a pcap port's row for the compiled worker loop (:meth:`PcapPort.native_view`):
 #: addresses of the state words, the read buffer (``RBUF_LEN`` bytes), the record headers
 #: (``TX_CHUNK * REC_HDR`` bytes) and the iovec (``2 * TX_CHUNK`` pairs of int64).
@@ -410,15 +414,17 @@ def pcap_rx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: n
                meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
     """A pcap port's receive (``row``: ``PC_*`` columns, arrays by address): fresh buffers ``out[:k]``.
 
-    0 when the port has no ``rx`` file, reached its end or is closed.  The Python port
-    and the compiled worker loop both receive through here.
+    0 when the port has no ``rx`` file, reached its end or is closed, or while another
+    worker is receiving from it.  The Python port and the compiled worker loop both
+    receive through here.
     """
     st = raw_array(row[PC_ST], S_LEN, np.int64)
     fd = st[S_RFD]
-    if fd < 0 or st[S_DONE] or n <= 0:
+    if fd < 0 or st[S_DONE] or n <= 0 or atomic_cas(st, S_RLOCK, 0, 1) != 0:
         return 0
     k: int = pcap_read(fd, raw_array(row[PC_RBUF], RBUF_LEN, np.uint8), st, pctrl, pslots, refcnt, header, meta,
                        data, stats, slot, out, n)
+    store_release(st, S_RLOCK, 0)
     return k
 
 
@@ -430,8 +436,9 @@ def pcap_tx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: n
 
     -1: the port is closed (nothing taken; the caller counts ``link_down``).  Without a
     ``tx`` file the burst is taken, freed and counted ``no_tx_port``; a failed write takes
-    nothing (the caller counts ``tx_full``) and counts an error.  The Python port and the
-    compiled worker loop both transmit through here.
+    nothing (the caller counts ``tx_full``) and counts an error.  Workers transmitting to
+    the same port take turns (a burst's write is short).  The Python port and the compiled
+    worker loop both transmit through here.
     """
     st = raw_array(row[PC_ST], S_LEN, np.int64)
     if st[S_CLOSED]:
@@ -442,9 +449,12 @@ def pcap_tx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: n
     if fd < 0:
         tx_burst_tail(pctrl, pslots, refcnt, header, ids, n, scratch, stats[slot], 0, 0, 0, _NO_TX, n)
         return n
+    while atomic_cas(st, S_WLOCK, 0, 1) != 0:
+        pass
     k: int = pcap_write(fd, st, raw_array(row[PC_HDRS], TX_CHUNK * REC_HDR, np.uint8),
                         raw_array(row[PC_IOV], 4 * TX_CHUNK, np.int64), pctrl, pslots, refcnt, header, meta, data,
                         stats, slot, ids, n, scratch)
+    store_release(st, S_WLOCK, 0)
     return k
 
 
