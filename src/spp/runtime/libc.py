@@ -1,4 +1,4 @@
-"""The libc calls of compiled driver kernels (tap's ``readv``/``write``, phy's tx kick).
+"""The libc calls of compiled driver kernels (tap's ``readv``/``write``, phy's tx kick, pcap's file I/O).
 
 The worker loop is compiled without numba's runtime and cached on disk.  A ctypes or
 cffi function pointer would be a "dynamic global" (numba refuses to cache such code),
@@ -17,16 +17,26 @@ from numba import njit, types
 
 EINTR: Final = 4
 EIO: Final = 5
+ENOSPC: Final = 28
 ENXIO: Final = 6
 EAGAIN: Final = 11
 ENODEV: Final = 19
 EBADFD: Final = 77
 ENETDOWN: Final = 100
 MSG_DONTWAIT: Final = 0x40
+SEEK_SET: Final = 0
+CLOCK_REALTIME: Final = 0
 _NO_NRT: dict[str, Any] = {"_nrt": False}
 
 readv = cast("Callable[..., int]", types.ExternalFunction("readv", types.intp(types.intc, types.uintp, types.intc)))
 write = cast("Callable[..., int]", types.ExternalFunction("write", types.intp(types.intc, types.uintp, types.uintp)))
+read = cast("Callable[..., int]", types.ExternalFunction("read", types.intp(types.intc, types.uintp, types.uintp)))
+writev = cast("Callable[..., int]", types.ExternalFunction("writev", types.intp(types.intc, types.uintp, types.intc)))
+lseek = cast("Callable[..., int]", types.ExternalFunction("lseek", types.int64(types.intc, types.int64, types.intc)))
+ftruncate = cast("Callable[..., int]", types.ExternalFunction("ftruncate", types.intc(types.intc, types.int64)))
+#: ``clock_gettime(clock, ts)``: ``ts`` is the address of two int64 words (seconds, nanoseconds).
+clock_gettime = cast("Callable[..., int]",
+                     types.ExternalFunction("clock_gettime", types.intc(types.intc, types.uintp)))
 sendto = cast("Callable[..., int]", types.ExternalFunction(
     "sendto", types.intp(types.intc, types.uintp, types.uintp, types.intc, types.uintp, types.intc)))
 errno_location = cast("Callable[[], Any]",
