@@ -23,7 +23,8 @@ from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
 from spp.ports.base import open_port
-from spp.ports.pcap import KIND_PCAP, PC_COLS, REC_HDR, TX_CHUNK, PcapPort, iov_advance, pcap_rx_at, pcap_tx_at
+from spp.ports.native import KIND_PCAP
+from spp.ports.pcap import PC_COLS, REC_HDR, TX_CHUNK, PcapPort, iov_advance, pcap_rx_at, pcap_tx_at
 from spp.runtime.atomics import atomic_add
 from spp.runtime.dataplane import Dataplane, pool_free
 from spp.testing.packets import numbered, udp
@@ -331,9 +332,10 @@ def test_disk_full_refuses_the_burst_and_keeps_the_file_whole(dp: Dataplane, sma
 def test_worker_forwards_and_mirrors_file_to_file(dp: Dataplane, tmp_path: Path) -> None:
     """pcap rx → forward → pcap tx with a port mirror to a third pcap port, under a real worker;
     compiled as soon as the port declares its kind (``PcapPort.native_kind = KIND_PCAP``)."""
+    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+
     from spp.components.forward import Forward
     from spp.mirror.engine import PortMirror
-    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
 
     frames = [numbered(i, size=60 + (i * 37) % 1455) for i in range(3000)]
     src, dst, mir = tmp_path / "in.pcap", tmp_path / "out.pcap", tmp_path / "mir.pcap"
@@ -346,7 +348,7 @@ def test_worker_forwards_and_mirrors_file_to_file(dp: Dataplane, tmp_path: Path)
     try:
         w.publish(WorkerPlan((ComponentPlan(Forward(dp, "f1", 0), (Attachment(rx),), (Attachment(tx),)),), 1),
                   timeout=600)
-        assert (w._native is not None) == (PcapPort.native_kind == KIND_PCAP)
+        assert w.path == ("native", None) and PcapPort.native_kind == KIND_PCAP
         deadline = time.monotonic() + 300  # a cold compile of the loop takes a minute or two
         while tx.stats_dict()["tx_packets"] < len(frames) and time.monotonic() < deadline and w.error is None:
             time.sleep(0.01)

@@ -59,7 +59,8 @@ from spp.components.vlan import OP_NONE, vlan_burst
 from spp.graph.pyhook import call_hook
 from spp.mirror.engine import STAT_COLS, mirror_tap
 from spp.mirror.filters import N_PARAMS, select_frames
-from spp.ports.native import KIND_NULL, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
+from spp.ports.native import KIND_NULL, KIND_PCAP, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
+from spp.ports.pcap import PC_COLS, pcap_rx_at, pcap_tx_at
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
 from spp.ports.tap import TP_COLS, tap_rx_at, tap_tx_at
 from spp.ports.vhost_port import VH_COLS as _VHOST_COLS
@@ -99,7 +100,7 @@ F_VHOST = 1
 N_FLAGS = 4
 #: Width of the ``vh`` table: one row per vhost (``VH_*`` columns), phy (``PH_*``) or tap (``TP_*``) port.
 VH_COLS = 5
-assert PH_COLS <= VH_COLS and TP_COLS <= VH_COLS and _VHOST_COLS <= VH_COLS  # phy and tap rows live in the same table
+assert max(PH_COLS, TP_COLS, PC_COLS, _VHOST_COLS) <= VH_COLS  # phy, tap, pcap and vhost rows share vh
 _LINK_DOWN = REASON["link_down"]
 #: Columns of a mirror's accumulator row past the mirror statistics: its destination's
 #: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
@@ -181,8 +182,10 @@ def _mirror_dev_tx(dkind: int, row: np.ndarray, pctrl: np.ndarray, pslots: np.nd
     (deep; released = freed), else shared references (the caller still holds one each)."""
     if dkind == KIND_PHY:
         acc = phy_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
-    else:
+    elif dkind == KIND_TAP:
         acc = tap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
+    else:
+        acc = pcap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
     start = acc
     if acc < 0:
         stat_add(stats[dslot], _LINK_DOWN, k)
@@ -268,7 +271,7 @@ def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mpara
                 refcnt[b] = 2
             else:
                 atomic_add(refcnt, b, 1)
-        if dkind != KIND_RING:  # phy/tap: the driver's own transmit kernel (it counts the destination's tx)
+        if dkind != KIND_RING:  # phy/tap/pcap: the driver's own transmit kernel (it counts the destination's tx)
             _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT], msel,
                            k, msel[half:], macc[m], False)
             continue
@@ -337,6 +340,8 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
         elif kind == KIND_TAP:
             k = tap_tx_at(vh[arg], pctrl, pslots, refcnt, header, meta, data, stats, slot, txbuf[t], n,
                           msel)
+        elif kind == KIND_PCAP:
+            k = pcap_tx_at(vh[arg], pctrl, pslots, refcnt, header, meta, data, stats, slot, txbuf[t], n, msel)
         else:  # a driver in Python (it counts its tx as its _tx does); -1: the port is closed
             s = arg
             for i in range(n):
@@ -523,6 +528,9 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                 elif kind == KIND_VHOST and room > 0:
                     k = vhost_rx_at(vh, rx_arg[c, r], pctrl, pslots, refcnt, meta, data, header, stats, rx_slot[c, r],
                                     dst[cnt : cnt + room], room, flags[F_VHOST:])
+                elif kind == KIND_PCAP and room > 0:
+                    k = pcap_rx_at(vh[rx_arg[c, r]], pctrl, pslots, refcnt, header, meta, data, stats, rx_slot[c, r],
+                                   dst[cnt : cnt + room], room)
                 elif kind == KIND_PY and room > 0:  # a driver in Python: counts its own rx, as its _rx does
                     s = rx_arg[c, r]
                     k = _py(pyh, s, room)

@@ -34,10 +34,9 @@ from spp.graph.pyhook import Hook
 from spp.mirror.engine import PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
-from spp.ports.native import KIND_NONE, KIND_NULL, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
+from spp.ports.native import KIND_NONE, KIND_NULL, KIND_PCAP, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.null import NullPort
 from spp.ports.phy import PH_COLS
-from spp.ports.tap import TP_COLS
 from spp.ports.vhost_port import VH_REG0
 from spp.runtime.stats import N_FIELDS, stat_add
 
@@ -58,7 +57,7 @@ def native_mirrors(cbs: tuple[Callback, ...]) -> list[PortMirror] | None:
         d = pm.destination
         if pm.filter is not None or pm.lock is not None or d.closed or d.has_callbacks:
             return None
-        if d.native()[0] not in (KIND_NULL, KIND_RING, KIND_PHY, KIND_TAP):
+        if d.native()[0] not in (KIND_NULL, KIND_RING, KIND_PHY, KIND_TAP, KIND_PCAP):
             return None
         out.append(pm)
     return out
@@ -145,7 +144,7 @@ class NativePlan:
         vregs: list[np.ndarray] = []
 
         self.phy_ports: list[Port] = []
-        self.tap_ports: list[Port] = []
+        self.tap_ports: list[Port] = []  # tap and pcap ports: their rows come from native_view()
         phy_dirs: list[list[bool]] = []
 
         def hook(make: Callable[[np.ndarray, np.ndarray], Hook]) -> int:
@@ -159,7 +158,7 @@ class NativePlan:
                 if key not in py_port:
                     py_port[key] = hook(functools.partial(_port_rx if rx else _port_tx, port))
                 return KIND_PY, py_port[key]
-            if kind == KIND_TAP:
+            if kind in (KIND_TAP, KIND_PCAP):  # a row from native_view()
                 if port not in self.tap_ports:
                     self.tap_ports.append(port)
                 return kind, self.tap_ports.index(port)
@@ -231,7 +230,7 @@ class NativePlan:
         dev_dest: dict[int, int] = {}
         for a in (*(a for c in comps for a in c.rx), *txs):
             for pm in (*self.port_mirrors[id(a.port)][0], *self.port_mirrors[id(a.port)][1]):
-                if pm.destination.native()[0] in (KIND_PHY, KIND_TAP):
+                if pm.destination.native()[0] in (KIND_PHY, KIND_TAP, KIND_PCAP):
                     dev_dest[id(pm)] = native(pm.destination)[1]
         self.tx_kind = np.array([k for k, _ in tx_native], np.int64)
         self.tx_arg = np.array([a for _, a in tx_native], np.int64)
@@ -244,10 +243,11 @@ class NativePlan:
         for k, port in enumerate(self.phy_ports):
             self.vh[phy_at + k, :PH_COLS] = port.native_view(*phy_dirs[k])  # type: ignore[attr-defined]
         for k, port in enumerate(self.tap_ports):
-            self.vh[tap_at + k, :TP_COLS] = port.native_view()  # type: ignore[attr-defined]
+            row = port.native_view()  # type: ignore[attr-defined]
+            self.vh[tap_at + k, : len(row)] = row
         for arr, kinds in ((self.rx_arg, self.rx_kind), (self.tx_arg, self.tx_kind)):
             arr[kinds == KIND_PHY] += phy_at
-            arr[kinds == KIND_TAP] += tap_at
+            arr[(kinds == KIND_TAP) | (kinds == KIND_PCAP)] += tap_at
         reg_at = len(vrows)
         for k, row in enumerate(vrows):
             self.vh[k] = row
@@ -334,7 +334,7 @@ class NativePlan:
                 self.local_mirrors.append(k)
             if kind == KIND_RING:
                 darg = d.id.index
-            elif kind in (KIND_PHY, KIND_TAP):  # the destination's row in ``vh``
+            elif kind in (KIND_PHY, KIND_TAP, KIND_PCAP):  # the destination's row in ``vh``
                 darg = dev_dest[id(pm)] + (phy_at if kind == KIND_PHY else tap_at)
             else:
                 darg = 0

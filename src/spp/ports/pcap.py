@@ -53,6 +53,7 @@ from numba import njit
 
 from spp.ports.base import Port, PortError, PortId, register_driver
 from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
+from spp.ports.native import KIND_PCAP
 from spp.runtime import libc, quiesce
 from spp.runtime.atomics import atomic_cas, store_release
 from spp.runtime.dataplane import BUF_SIZE, DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
@@ -60,10 +61,6 @@ from spp.runtime.rawmem import copy_bytes, raw_array
 from spp.runtime.stats import ERRORS, REASON, stat_add
 
 log = logging.getLogger(__name__)
-
-#: The kind the compiled worker loop knows a pcap port by (``ports/native.py``'s ``KIND_*``
-#: numbering; kept here until the loop takes it over).
-KIND_PCAP: Final = 6
 
 MAGIC_USEC: Final = 0xA1B2C3D4
 MAGIC_NSEC: Final = 0xA1B23C4D
@@ -503,9 +500,8 @@ class PcapPort(Port):
     """A pcap file port; see the module docstring."""
 
     ptype = "pcap"
-    #: 0 (the Python loop) until the compiled worker loop calls :func:`pcap_rx_at` and
-    #: :func:`pcap_tx_at` for ``KIND_PCAP`` rows: today's loop would not know the kind.
-    native_kind = 0
+    #: The compiled worker loop calls :func:`pcap_rx_at` / :func:`pcap_tx_at` on its row.
+    native_kind = KIND_PCAP
 
     def __init__(self, dp: Dataplane, pid: PortId, rx: str | None = None, tx: str | None = None,
                  loop: bool = False, follow: bool = False) -> None:
