@@ -67,7 +67,7 @@ from spp.ports.vhost_port import VH_COLS as _VHOST_COLS
 from spp.ports.vhost_port import vhost_rx_at, vhost_tx_at
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
-from spp.runtime.dataplane import H_DOUBLE_FREE, HEADROOM, pool_free
+from spp.runtime.dataplane import HEADROOM, drop_ref, fresh, pool_free
 from spp.runtime.rawmem import raw_array
 from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
@@ -122,22 +122,10 @@ def _py(pyh: np.ndarray, s: int, n: int) -> int:
 
 @njit(cache=True, nogil=True, inline="always")
 def _free_one(refcnt: np.ndarray, header: np.ndarray, b: int, lc: np.ndarray, ln: int) -> int:
-    """Drop one reference to buffer ``b``; a last reference puts it on the cache ``lc[:ln]``."""
-    r = refcnt[b]
-    if r == 1:
-        refcnt[b] = 0
+    """Drop one reference to buffer ``b`` (:func:`drop_ref`); a last one puts it on the cache ``lc[:ln]``."""
+    if drop_ref(refcnt, header, b):
         lc[ln] = b
         ln += 1
-    elif r <= 0:
-        atomic_add(header, H_DOUBLE_FREE, 1)
-    else:
-        old = atomic_add(refcnt, b, -1)
-        if old == 1:
-            lc[ln] = b
-            ln += 1
-        elif old <= 0:
-            atomic_add(refcnt, b, 1)
-            atomic_add(header, H_DOUBLE_FREE, 1)
     return ln
 
 
@@ -488,14 +476,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     for i in range(k):
                         b = lc[ln - 1 - i]
                         dst[cnt + i] = b
-                        refcnt[b] = 1
-                        meta[b, 0] = HEADROOM
-                        meta[b, 1] = size
-                        meta[b, 2] = slot
-                        meta[b, 3] = -1
-                        meta[b, 4] = 0
-                        meta[b, 5] = 0
-                        meta[b, 6] = -1
+                        fresh(refcnt, meta, b, size, slot)
                     nt = rx_ntmpl[c, r]
                     if nt:
                         cur = rx_cur[c, r]

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from spp.runtime import ringcore
-from spp.runtime.dataplane import HEADROOM, pool_free
+from spp.runtime.dataplane import fresh, pool_free
 from spp.runtime.stats import RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 KIND_NONE = 0
@@ -49,15 +49,7 @@ def null_rx(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.
     """
     k = ringcore.ring_dequeue(pctrl, pslots, out, start, n)
     for i in range(k):
-        b = out[start + i]
-        refcnt[b] = 1
-        meta[b, 0] = HEADROOM
-        meta[b, 1] = size
-        meta[b, 2] = slot
-        meta[b, 3] = -1
-        meta[b, 4] = 0
-        meta[b, 5] = 0
-        meta[b, 6] = -1
+        fresh(refcnt, meta, out[start + i], size, slot)
     if k:
         row = stats[slot]
         stat_add(row, RX_PACKETS, k)

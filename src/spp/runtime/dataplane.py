@@ -126,52 +126,67 @@ class Layout:
 # --- compiled pool operations -------------------------------------------------
 
 
+@njit(cache=True, nogil=True, inline="always")
+def fresh(refcnt: np.ndarray, meta: np.ndarray, b: int, length: int, port: int) -> None:
+    """Make buffer ``b`` a fresh one: one reference, ``length`` bytes at ``HEADROOM``, from ``port``
+    (-1: none), no VLAN or origin record.  Every path that hands out a free buffer does this."""
+    refcnt[b] = 1
+    meta[b, 0] = HEADROOM
+    meta[b, 1] = length
+    meta[b, 2] = port
+    meta[b, 3] = -1
+    meta[b, 4] = 0
+    meta[b, 5] = 0
+    meta[b, 6] = -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def drop_ref(refcnt: np.ndarray, header: np.ndarray, b: int) -> bool:
+    """Drop one reference to buffer ``b``; True when it was the last (the buffer is free now).
+
+    A sole owner (count 1) needs no atomic: nobody else can touch the count (DPDK's prefree
+    fast path).  A reference dropped on a free buffer is counted in the header
+    (``H_DOUBLE_FREE``) and otherwise ignored, so a bug never corrupts the free list.
+    """
+    r = refcnt[b]
+    if r == 1:
+        refcnt[b] = 0
+        return True
+    if r <= 0:
+        atomic_add(header, H_DOUBLE_FREE, 1)
+        return False
+    old = atomic_add(refcnt, b, -1)
+    if old == 1:
+        return True
+    if old <= 0:
+        atomic_add(refcnt, b, 1)
+        atomic_add(header, H_DOUBLE_FREE, 1)
+    return False
+
+
 @njit(cache=True, nogil=True)
 def pool_alloc(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
                out: np.ndarray, start: int, n: int) -> int:
-    """Take up to ``n`` free buffers into ``out[start:]``; each fresh (ref 1, empty)."""
+    """Take up to ``n`` free buffers into ``out[start:]``; each :func:`fresh` (ref 1, empty)."""
     k = ringcore.ring_dequeue(pctrl, pslots, out, start, n)
     for i in range(k):
-        b = out[start + i]
-        refcnt[b] = 1
-        meta[b, 0] = HEADROOM
-        meta[b, 1] = 0
-        meta[b, 2] = -1
-        meta[b, 3] = -1
-        meta[b, 4] = 0
-        meta[b, 5] = 0
-        meta[b, 6] = -1
+        fresh(refcnt, meta, out[start + i], 0, -1)
     return k
 
 
 @njit(cache=True, nogil=True)
 def pool_free(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
               ids: np.ndarray, start: int, n: int) -> None:
-    """Drop one reference to each of ``ids[start:start+n]``; buffers reaching 0 return.
+    """:func:`drop_ref` each of ``ids[start:start+n]``; buffers reaching 0 return to the pool.
 
-    The slice is consumed: it is overwritten as scratch.  A reference dropped on a
-    buffer that is already free is counted in the header (``H_DOUBLE_FREE``) and
-    otherwise ignored, so a bug never corrupts the free list.
+    The slice is consumed: it is overwritten as scratch.
     """
     m = 0
     for i in range(n):
         b = ids[start + i]
-        r = refcnt[b]
-        if r == 1:
-            # Sole owner: nobody else can touch the count (DPDK's prefree fast path).
-            refcnt[b] = 0
+        if drop_ref(refcnt, header, b):
             ids[start + m] = b
             m += 1
-        elif r <= 0:
-            atomic_add(header, H_DOUBLE_FREE, 1)
-        else:
-            old = atomic_add(refcnt, b, -1)
-            if old == 1:
-                ids[start + m] = b
-                m += 1
-            elif old <= 0:
-                atomic_add(refcnt, b, 1)
-                atomic_add(header, H_DOUBLE_FREE, 1)
     if m:
         ringcore.ring_enqueue(pctrl, pslots, ids, start, m)
 
