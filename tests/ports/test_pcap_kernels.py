@@ -332,9 +332,8 @@ def test_disk_full_refuses_the_burst_and_keeps_the_file_whole(dp: Dataplane, sma
 def test_worker_forwards_and_mirrors_file_to_file(dp: Dataplane, tmp_path: Path) -> None:
     """pcap rx → forward → pcap tx with a port mirror to a third pcap port, under a real worker;
     compiled as soon as the port declares its kind (``PcapPort.native_kind = KIND_PCAP``)."""
-    from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
-
     from spp.components.forward import Forward
+    from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.mirror.engine import PortMirror
 
     frames = [numbered(i, size=60 + (i * 37) % 1455) for i in range(3000)]
