@@ -57,8 +57,8 @@ from spp.components.classifier import classify_one
 from spp.components.mirror import mirror_duplicate
 from spp.components.vlan import OP_NONE, vlan_burst
 from spp.graph.pyhook import call_hook
-from spp.mirror.engine import STAT_COLS, mirror_tap
-from spp.mirror.filters import N_PARAMS, select_frames
+from spp.mirror.engine import MA_FULL, MA_TXB, MA_TXP, MI_COLS, MI_DSLOT, MI_SROW, STAT_COLS, run_mirrors
+from spp.mirror.filters import N_PARAMS
 from spp.ports.native import KIND_NULL, KIND_PCAP, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
 from spp.ports.pcap import PC_COLS, pcap_rx_at, pcap_tx_at
 from spp.ports.phy import PH_COLS, phy_rx_at, phy_tx_at
@@ -67,7 +67,7 @@ from spp.ports.vhost_port import VH_COLS as _VHOST_COLS
 from spp.ports.vhost_port import vhost_rx_at, vhost_tx_at
 from spp.runtime import ringcore
 from spp.runtime.atomics import atomic_add
-from spp.runtime.dataplane import HEADROOM, drop_ref, fresh, pool_free
+from spp.runtime.dataplane import HEADROOM, drop_ref, fresh
 from spp.runtime.rawmem import raw_array
 from spp.runtime.stats import N_FIELDS, REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
@@ -88,11 +88,6 @@ CT_PY = KERNEL_PYTHON
 _MIRROR_NOMBUF = REASON["mirror_nombuf"]
 _RUNT = REASON["runt"]
 _MIRROR_FULL = REASON["mirror_full"]
-#: Columns of a port mirror's row in ``minfo``: copy mode deep (0/1), snaplen, source
-#: port's stats row, destination kind, destination ring index, destination stats row,
-#: the mirror's own statistics row in ``mtab`` (-1: the worker adds them after the call).
-MI_DEEP, MI_SNAPLEN, MI_SRC, MI_DKIND, MI_DARG, MI_DSLOT, MI_SROW = range(7)
-MI_COLS = 7
 #: Words of ``flags`` the loop sets for the worker: component drops were counted; a
 #: vhost queue wants a call (interrupt) or turned broken.
 F_CDROPS = 0
@@ -102,9 +97,6 @@ N_FLAGS = 4
 VH_COLS = 5
 assert max(PH_COLS, TP_COLS, PC_COLS, _VHOST_COLS) <= VH_COLS  # phy, tap, pcap and vhost rows share vh
 _LINK_DOWN = REASON["link_down"]
-#: Columns of a mirror's accumulator row past the mirror statistics: its destination's
-#: tx packets, tx bytes and ``mirror_full`` drops (added to the shared counters by ``_settle``).
-MA_TXP, MA_TXB, MA_FULL = 5, 6, 7
 _NO_ROUTE = REASON["no_route"]
 #: Columns of a tx row's ``tx_info``: its port mirrors (first in ``mlist``, count), its VLAN
 #: operation (code of :mod:`spp.components.vlan`) and TCI.
@@ -159,123 +151,6 @@ def _row_bytes(meta: np.ndarray, txbuf: np.ndarray, c: int, start: int, n: int) 
     return total
 
 
-@njit(cache=True, nogil=True, **_NO_NRT)
-def _mirror_dev_tx(dkind: int, row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray,
-                   header: np.ndarray, meta: np.ndarray, data: np.ndarray, stats: np.ndarray, dslot: int,
-                   ids: np.ndarray, k: int, scratch: np.ndarray, mrow: np.ndarray, own: bool) -> None:
-    """Send a mirror's copies ``ids[:k]`` on a phy/tap destination (row ``row`` of ``vh``), as
-    :meth:`spp.mirror.engine.PortMirror.tap` does through ``tx_burst``: the driver counts its tx;
-    refused copies count ``full`` (mirror, ``mrow``) and ``mirror_full`` (destination) and are
-    released; a destination not up takes them as ``link_down``.  ``own``: the copies are private
-    (deep; released = freed), else shared references (the caller still holds one each)."""
-    if dkind == KIND_PHY:
-        acc = phy_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
-    elif dkind == KIND_TAP:
-        acc = tap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
-    else:
-        acc = pcap_tx_at(row, pctrl, pslots, refcnt, header, meta, data, stats, dslot, ids, k, scratch)
-    start = acc
-    if acc < 0:
-        stat_add(stats[dslot], _LINK_DOWN, k)
-        start = 0
-        acc = k
-    elif acc < k:
-        mrow[3] += k - acc
-        stat_add(stats[dslot], _MIRROR_FULL, k - acc)
-    mrow[0] += acc
-    if start < k:
-        if own:
-            pool_free(pctrl, pslots, refcnt, header, ids, start, k - start)
-        else:
-            for i in range(start, k):  # never the last reference: the caller still holds one
-                atomic_add(refcnt, ids[i], -1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _mirrors(first: int, count: int, mlist: np.ndarray, minfo: np.ndarray, mparams: np.ndarray, mvlan: np.ndarray,
-             macc: np.ndarray, msel: np.ndarray, data: np.ndarray,
-             meta: np.ndarray, refcnt: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, header: np.ndarray,
-             stats: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray, bufs: np.ndarray, n: int,
-             known_bytes: int, vh: np.ndarray) -> None:
-    """Run port mirrors ``mlist[first:first+count]`` on ``bufs[:n]`` (which stay the caller's).
-
-    ``known_bytes``: the burst's total length if the caller knows it (a null source), else -1.
-
-    Deep (and snaplen'd) mirrors run :func:`spp.mirror.engine.mirror_tap` itself (fresh
-    pool buffers, ``msel`` split in two for its scratch; its counts go to ``macc[m]`` and
-    straight to the destination's row).  Shallow ones have the same outcome as ``mirror_tap``:
-    the mirror's statistics go to ``macc[m, :5]`` (the worker adds them to the mirror's
-    row after the call), the destination's tx packets/bytes and ``mirror_full`` to
-    ``macc[m, MA_TXP/MA_TXB/MA_FULL]`` (added to the shared counters by :func:`_settle`).
-    A shallow copy takes a reference with a plain store when the caller is the sole
-    owner (count 1: nobody else can touch it), atomically otherwise.  A shallow copy to
-    a null destination would take a reference and drop it at once while the caller
-    still holds one: only the counts change, so only they are updated.
-    """
-    half = msel.shape[0] >> 1
-    for q in range(first, first + count):
-        m = mlist[q]
-        a = minfo[m, MI_DARG]
-        dkind = minfo[m, MI_DKIND]
-        ra = a if dkind == KIND_RING else 0
-        if minfo[m, MI_DEEP]:  # copies into fresh pool buffers: the Python path's own kernel
-            k = mirror_tap(data, meta, refcnt, pctrl, pslots, header, stats, bufs, n, mvlan[m], False, mparams[m],
-                           mvlan[m], True, minfo[m, MI_SNAPLEN], minfo[m, MI_SRC], msel[:half], msel[half:],
-                           macc[m], dkind, ring_ctrl[ra], ring_slots[ra], minfo[m, MI_DSLOT], _MIRROR_FULL)
-            if k:  # copies for a phy/tap destination, msel[half:half+k]: ours to send or free
-                _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT],
-                               msel[half:], k, msel[:half], macc[m], True)
-            continue
-        if mparams[m, 0] == 0:
-            k = n
-            if dkind == KIND_NULL:  # every frame, counted only: no need for the id list
-                nbytes = known_bytes
-                if nbytes < 0:
-                    nbytes = 0
-                    for i in range(n):
-                        nbytes += meta[bufs[i], 1]
-                macc[m, 0] += n
-                macc[m, MA_TXP] += n
-                macc[m, MA_TXB] += nbytes
-                continue
-            for i in range(n):
-                msel[i] = bufs[i]
-        else:
-            k = select_frames(data, meta, bufs, n, mvlan[m], False, mparams[m], mvlan[m], msel)
-            macc[m, 1] += n - k
-        if k == 0:
-            continue
-        nbytes = 0
-        if dkind == KIND_NULL:
-            for i in range(k):
-                nbytes += meta[msel[i], 1]
-            macc[m, 0] += k
-            macc[m, MA_TXP] += k
-            macc[m, MA_TXB] += nbytes
-            continue
-        for i in range(k):
-            b = msel[i]
-            if refcnt[b] == 1:
-                refcnt[b] = 2
-            else:
-                atomic_add(refcnt, b, 1)
-        if dkind != KIND_RING:  # phy/tap/pcap: the driver's own transmit kernel (it counts the destination's tx)
-            _mirror_dev_tx(dkind, vh[a], pctrl, pslots, refcnt, header, meta, data, stats, minfo[m, MI_DSLOT], msel,
-                           k, msel[half:], macc[m], False)
-            continue
-        acc = ringcore.ring_enqueue(ring_ctrl[a], ring_slots[a], msel, 0, k)
-        for i in range(acc):
-            nbytes += meta[msel[i], 1]
-        macc[m, 0] += acc
-        macc[m, MA_TXP] += acc
-        macc[m, MA_TXB] += nbytes
-        if acc < k:
-            macc[m, 3] += k - acc
-            macc[m, MA_FULL] += k - acc
-            for i in range(acc, k):  # the caller still holds a reference: never the last one
-                atomic_add(refcnt, msel[i], -1)
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: np.ndarray,
            header: np.ndarray, ring_ctrl: np.ndarray, ring_slots: np.ndarray,
@@ -312,8 +187,8 @@ def _flush(t: int, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, me
         if n <= 0:
             return ln
     if tx_info[t, TI_MN]:
-        _mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta, refcnt,
-                 pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1, vh)
+        run_mirrors(tx_info[t, TI_MOFF], tx_info[t, TI_MN], mlist, minfo, mparams, mvlan, macc, msel, data, meta,
+                    refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, txbuf[t], n, -1, vh)
     if kind == KIND_NULL:
         txp[t] += n
         txb[t] += _row_bytes(meta, txbuf, t, 0, n)
@@ -527,7 +402,7 @@ def _run_core(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, meta: n
                     for i in range(k):
                         dst[cnt + i] = pyio[s, i]
                 if k and rx_mn[c, r]:
-                    _mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
+                    run_mirrors(rx_moff[c, r], rx_mn[c, r], mlist, minfo, mparams, mvlan, macc, msel, data,
                              meta, refcnt, pctrl, pslots, header, stats, ring_ctrl, ring_slots, dst[cnt : cnt + k], k,
                              k * rx_arg[c, r] if kind == KIND_NULL else -1, vh)
                 if k and rx_vlan[c, r, 0] != OP_NONE:  # after the port's mirrors, as after its rx_burst

@@ -15,8 +15,6 @@ from spp.graph.loop import (
     CT_PY,
     F_CDROPS,
     F_VHOST,
-    MA_TXP,
-    MI_COLS,
     N_FLAGS,
     TI_ARG,
     TI_CBH,
@@ -31,7 +29,7 @@ from spp.graph.loop import (
 )
 from spp.graph.plan import BURST, Attachment, ComponentPlan, WorkerPlan
 from spp.graph.pyhook import Hook
-from spp.mirror.engine import PortMirror
+from spp.mirror.engine import MA_TXP, MI_COLS, PortMirror
 from spp.mirror.registry import stats_table
 from spp.ports.base import Callback, Port
 from spp.ports.native import KIND_NONE, KIND_NULL, KIND_PCAP, KIND_PHY, KIND_PY, KIND_RING, KIND_TAP, KIND_VHOST
