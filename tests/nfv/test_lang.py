@@ -50,7 +50,7 @@ def test_port_id_full_match(bad: str) -> None:
 def test_mac_full_match() -> None:
     assert lang.mac("52:54:00:AB:cd:01") == "52:54:00:ab:cd:01"
     for bad in ("52:54:00:12:34:56\n", "52:54:00:12:34", "52-54-00-12-34-56", 41135085296):
-        with pytest.raises(lang.CommandError, match="expected XX:XX:XX:XX:XX:XX"):
+        with pytest.raises(lang.CommandError, match="must be a MAC address XX:XX:XX:XX:XX:XX"):
             lang.mac(bad)
 
 
@@ -68,16 +68,16 @@ def test_trailing_newline_refused_everywhere() -> None:
     """The re.match + '$' defect: a value ending in a newline reached the wire as two tokens."""
     from spp.cli.client import CliError
     from spp.cli.translate import translate_secondary
-    from spp.control import commands as wire
     from spp.ctl import commands as ctl
     from spp.ctl.errors import InvalidArgument
+    from spp.lang import base as wire
 
     for check in (lambda: ctl.check_mac("mac_address", "52:54:00:12:34:56\n"),
                   lambda: ctl.check_port("port", "ring:0\n"), lambda: ctl.check_name("name", "fwd1\n")):
         with pytest.raises(InvalidArgument):
             check()
     with pytest.raises(wire.CommandError):
-        wire.parse_mac("52:54:00:12:34:56\n")
+        wire.mac("52:54:00:12:34:56\n")
     with pytest.raises(CliError):
         translate_secondary("vf", 1, ["classifier_table", "add", "mac", "52:54:00:12:34:56\n", "ring:0"])
 

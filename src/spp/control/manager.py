@@ -44,21 +44,10 @@ from typing import Any
 from spp.components.base import COMPONENT_TYPES, Component, ComponentError
 from spp.components.classifier import Classifier, build_table
 from spp.components.vlan import NO_VLAN, VlanOp
-from spp.control.commands import (
-    Command,
-    CommandError,
-    ComponentStart,
-    ComponentStop,
-    Direction,
-    Exit,
-    PortAdd,
-    PortDel,
-    ProcessType,
-    Status,
-    parse,
-)
 from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
+from spp.lang.base import CommandError, Exit, Status
+from spp.lang.vf import Command, ComponentStart, ComponentStop, Direction, PortAdd, PortDel, ProcessType, parse
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
 from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan

@@ -33,10 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spp.control.commands import ProcessType, tokenize
 from spp.control.manager import Manager, error_reply, success
 from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.lang import parse_cores
+from spp.lang.base import tokenize
+from spp.lang.vf import ProcessType
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.base import PortTable

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from spp.ctl import commands
 from spp.ctl.errors import InvalidArgument
+from spp.lang.base import COMPONENT_TYPES, CORE_MAX, PCP_MAX, VID_MAX, component_type
 
 T = TypeVar("T")
 
@@ -54,14 +55,27 @@ MacAddress = Annotated[
     _checked(lambda v: commands.check_mac("mac_address", v)),
     Field(description="XX:XX:XX:XX:XX:XX or 'default'."),
 ]
-CoreId = Annotated[int, _checked(lambda v: commands.check_int("core", v, 0))]
-ClientId = Annotated[int, _checked(lambda v: commands.check_int("client_id", v, 0))]
+CoreId = Annotated[int, _checked(lambda v: commands.check_int("core", v, 0, CORE_MAX))]
+ClientId = Annotated[int, _checked(lambda v: commands.check_int("client_id", v, 0, commands.CLIENT_ID_MAX))]
 VlanId = Annotated[
     int,
-    _checked(lambda v: commands.check_int("vlan", v, 0, commands.VLAN_ID_MAX)),
+    _checked(lambda v: commands.check_int("vlan", v, 0, VID_MAX)),
     Field(description="0-4095, as an integer or a decimal string."),
 ]
-Pcp = Annotated[int, _checked(lambda v: commands.check_int("pcp", v, 0, commands.VLAN_PCP_MAX))]
+Pcp = Annotated[int, _checked(lambda v: commands.check_int("pcp", v, 0, PCP_MAX))]
+
+
+def _component_type(process: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        return commands.checked(lambda: component_type(value, process, field="type"))
+
+    return check
+
+
+VfComponentType = Annotated[str, _checked(_component_type("vf")),
+                            Field(json_schema_extra={"enum": list(COMPONENT_TYPES["vf"])})]
+MirrorComponentType = Annotated[str, _checked(_component_type("mirror")),
+                                Field(json_schema_extra={"enum": list(COMPONENT_TYPES["mirror"])})]
 
 
 class _Body(BaseModel):
@@ -73,7 +87,7 @@ class VfComponentBody(_Body):
 
     name: Name
     core: CoreId
-    type: Literal["forward", "merge", "classifier"]
+    type: VfComponentType
 
 
 class MirrorComponentBody(_Body):
@@ -81,7 +95,7 @@ class MirrorComponentBody(_Body):
 
     name: Name
     core: CoreId
-    type: Literal["mirror"]
+    type: MirrorComponentType
 
 
 class VlanBody(_Body):
