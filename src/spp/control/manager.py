@@ -48,6 +48,8 @@ from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
 from spp.lang.base import CommandError, Exit, Status
 from spp.lang.vf import Command, ComponentStart, ComponentStop, Direction, PortAdd, PortDel, ProcessType, parse
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
 from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
@@ -67,16 +69,6 @@ PUBLISH_TIMEOUT = 60.0
 
 class ManagerError(ValueError):
     """A command cannot be applied in the current state; nothing was changed."""
-
-
-def success(**extra: Any) -> dict[str, Any]:
-    """SPP's success reply (with ``info`` etc. when given)."""
-    return {"results": [{"result": "success"}], **extra}
-
-
-def error_reply(message: str) -> dict[str, Any]:
-    """SPP's error reply carrying ``message``."""
-    return {"results": [{"result": "error", "error_details": {"message": message}}]}
 
 
 def _component_types() -> dict[str, Callable[[Dataplane, str, int], Component]]:

@@ -44,7 +44,8 @@ from typing import Any, BinaryIO, Final
 import numpy as np
 
 from spp import lang, ops
-from spp.control.manager import error_reply, success
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
 from spp.ports.base import Port, PortError, PortId, PortTable
 from spp.runtime.dataplane import M_LEN, M_OFF, M_ORIGLEN, Dataplane
 

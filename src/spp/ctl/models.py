@@ -34,6 +34,16 @@ def _checked(check: Callable[[object], T]) -> BeforeValidator:
     return BeforeValidator(validate)
 
 
+def lang_field(check: Callable[[object], object]) -> BeforeValidator:
+    """A pydantic validator running a :mod:`spp.lang` check; the value is kept as given."""
+
+    def run(value: object) -> object:
+        commands.checked(lambda: check(value))
+        return value
+
+    return _checked(run)
+
+
 def _port(value: object) -> str:
     commands.check_port("port", value)
     assert isinstance(value, str)

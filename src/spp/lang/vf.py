@@ -61,6 +61,7 @@ USAGE: Final[dict[str, str]] = {
     "classifier_table": "classifier_table {add|del} mac {MAC|default} RES_UID  or  "
     "classifier_table {add|del} vlan VID {MAC|default} RES_UID",
 }
+VLAN_OPTIONS: Final = ("add_vlantag", "del_vlantag")
 #: The commands of each process, in the order help and completion list them.
 COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "vf": ("status", "component", "port", "classifier_table", "exit"),
