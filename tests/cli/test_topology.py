@@ -56,7 +56,7 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
         ({"processes": [{"kind": "mirror", "client_id": 1, "components": [
             {"name": "a", "type": "forward", "core": 1}]}]}, "a mirror runs mirror, not 'forward'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": "nope", "port": "ring:0"}]}]},
-         "processes[0].classifier[0].mac: invalid MAC 'nope'"),
+         "processes[0].classifier[0].mac: invalid MAC address 'nope'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": 41135085296, "port": "ring:0"}]}]},
          "processes[0].classifier[0].mac: MAC read as the number 41135085296: quote MACs"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": "52:54:00:12:34:56\n",
@@ -144,5 +144,5 @@ def test_errors_in_a_file_name_its_lines(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{path}: ")
     assert "line 4: processes[0].cpus: unknown field" in message
-    assert "line 6: port_mirrors[0].name: must be 1 to 32 letters, digits" in message
+    assert "line 6: port_mirrors[0].name: invalid mirror name 'a b': must be 1 to 32 letters, digits" in message
     assert "pattern" not in message

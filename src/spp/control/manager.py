@@ -46,7 +46,8 @@ from spp.components.classifier import Classifier, build_table
 from spp.components.vlan import NO_VLAN, VlanOp
 from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
-from spp.lang.base import CommandError, Exit, Status
+from spp.lang.base import VID_MAX, CommandError, Exit, Status, integer
+from spp.lang.base import direction as lang_direction
 from spp.lang.vf import Command, ComponentStart, ComponentStop, Direction, PortAdd, PortDel, ProcessType, parse
 from spp.lang.wire import error as error_reply
 from spp.lang.wire import success
@@ -69,6 +70,14 @@ PUBLISH_TIMEOUT = 60.0
 
 class ManagerError(ValueError):
     """A command cannot be applied in the current state; nothing was changed."""
+
+
+def _checked(check: Callable[[], object]) -> None:
+    """Run a :mod:`spp.lang` check for a caller of the Python API; its error becomes a :class:`ManagerError`."""
+    try:
+        check()
+    except CommandError as e:
+        raise ManagerError(str(e)) from None
 
 
 def _component_types() -> dict[str, Callable[[Dataplane, str, int], Component]]:
@@ -247,8 +256,7 @@ class Manager:
             self._check_open()
             self._check_resource(pid)  # a bad resource id is the first thing to report
             c = self._get(name)
-            if direction not in ("rx", "tx"):
-                raise ManagerError(f"invalid direction {direction!r}: expected rx or tx")
+            _checked(lambda: lang_direction(direction))
             if vlan is not None and self.process != "vf":
                 raise ManagerError(f"spp-{self.process} has no VLAN options: expected port add RES_UID "
                                    "{rx|tx} NAME")
@@ -446,8 +454,8 @@ class Manager:
         return None
 
     def _table_key(self, vlan: int | None, mac: str | None) -> tuple[int | None, str | None]:
-        if vlan is not None and not 0 <= vlan <= 4095:
-            raise ManagerError(f"invalid VLAN id '{vlan}': must be 0..4095")
+        if vlan is not None:
+            _checked(lambda: integer(vlan, "VLAN id", 0, VID_MAX))
         return (vlan, None if mac is None else mac.lower())
 
     def _release(self, pid: PortId) -> None:

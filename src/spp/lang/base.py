@@ -51,7 +51,8 @@ class CommandError(ValueError):
 
 
 def _bad(what: str, value: object, reason: str, field: str | None) -> CommandError:
-    return CommandError(f"invalid {what} {value!r}: {reason}", field if field is not None else what, reason)
+    shown = f"'{value}'" if isinstance(value, int) and not isinstance(value, bool) else repr(value)  # as the wire
+    return CommandError(f"invalid {what} {shown}: {reason}", field if field is not None else what, reason)
 
 
 def words(choices: Sequence[str]) -> str:
@@ -178,13 +179,16 @@ def tokenize(line: str) -> list[str]:
 
 
 def merge_nq(tokens: list[str]) -> list[str]:
-    """``phy:0 nq 1`` → ``phy:0nq1`` (SPP writes a queue as three tokens)."""
+    """``phy:0 nq 1`` → ``phy:0nq1`` (SPP writes a queue as three tokens); never raises.
+
+    An ``nq`` not followed by a number is left alone for the parser to report.
+    """
     out: list[str] = []
     i = 0
     while i < len(tokens):
-        if i + 2 < len(tokens) and tokens[i + 1] == "nq" and ":" in tokens[i] and "nq" not in tokens[i]:
-            queue = integer(tokens[i + 2], "queue", 0, QUEUE_MAX)
-            out.append(f"{tokens[i]}nq{queue}")
+        if (i + 2 < len(tokens) and tokens[i + 1] == "nq" and ":" in tokens[i] and "nq" not in tokens[i]
+                and _INT_RE.fullmatch(tokens[i + 2])):
+            out.append(f"{tokens[i]}nq{int(tokens[i + 2])}")
             i += 3
             continue
         out.append(tokens[i])

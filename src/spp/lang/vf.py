@@ -31,6 +31,7 @@ from spp.lang.base import (
     COMPONENT_TYPES,
     CORE_MAX,
     PCP_MAX,
+    QUEUE_MAX,
     VID_MAX,
     CommandError,
     Exit,
@@ -251,6 +252,8 @@ def _port(tokens: list[str], process: ProcessType) -> Command:
     if len(tokens) < 5:
         raise _arity(key, usage)
     port, dir_, name_, rest = tokens[2], tokens[3], tokens[4], tokens[5:]
+    if dir_ == "nq":  # "phy:0 nq X" whose X is no queue number
+        integer(name_, "queue", 0, QUEUE_MAX)
     if sub == "del":
         if rest:
             raise _arity(key)
