@@ -126,10 +126,39 @@ def test_tap_through_a_shallow_mirror_takes_nothing_away(dp: Dataplane, tmp_path
         put(dp, open_port(dp, "ring:0"), frames)
         assert take(dp, open_port(dp, "ring:1"), 200) == frames
         wait_for(lambda: pcap.captured >= 200, timeout=30)
+        assert pcap.status()["self_rx"] is False  # nfv receives on ring:0: the tap, not spp-pcap, reads it
         pcap.execute("stop")
         wait_for(lambda: agent.attached() == [], timeout=10)
         (path,) = tmp_path.iterdir()
         assert [d for _, _, d in epbs(path)] == frames
+    finally:
+        pcap.exit()
+        agent.close()
+        nfv.exit()
+        for r in (0, 1, 15):
+            drain_ring(dp, r)
+
+
+def test_a_ring_nobody_receives_on_is_received_by_spp_pcap_itself(dp: Dataplane, tmp_path: Path) -> None:
+    """nfv only sends to ring:1 (patch ring:0 ring:1): nobody receives on it, so nobody attaches the tap;
+    spp-pcap sees the frames wait unread and receives them itself, every one, in order."""
+    dp.set_config({"phy": []})
+    nfv = Nfv(dp, 1, [0, 1], pin=False)
+    agent = MirrorAgent(dp, nfv.panel.ports)
+    agent.start()
+    pcap = Pcap(dp, 2, [0, 1], PortId("ring", 1), tmp_path)
+    try:
+        for line in ("add ring:0", "add ring:1", "patch ring:0 ring:1", "forward"):
+            assert nfv.execute(line)["results"] == [{"result": "success"}]
+        assert pcap.execute("start") == {"results": [{"result": "success"}]}
+        frames = [numbered(i, size=64 + i) for i in range(200)]
+        put(dp, open_port(dp, "ring:0"), frames)
+        wait_for(lambda: pcap.captured >= 200, timeout=30)
+        assert pcap.status()["self_rx"] is True
+        pcap.execute("stop")
+        (path,) = tmp_path.iterdir()
+        assert [d for _, _, d in epbs(path)] == frames
+        assert pcap.dropped == 0 and agent.attached() == []
     finally:
         pcap.exit()
         agent.close()
