@@ -171,7 +171,7 @@ def test_a_ring_nobody_receives_on_is_received_by_spp_pcap_itself(dp: Dataplane,
     ("extra", "message"),
     [
         (["--out-dir", "/nonexistent/dir"], "--out-dir /nonexistent/dir: no such directory"),
-        (["--fsize", "0"], "invalid --fsize 0: must be 1.."),
+        (["--fsize", "0"], "invalid --fsize '0': must be in range 1-"),
         (["-c", "ring:x"], "invalid -c port 'ring:x'"),
     ],
 )
