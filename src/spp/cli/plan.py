@@ -63,7 +63,7 @@ def read_live(client: RestClient) -> Live:
                 live.mirrors = {str(m.get("name")): m for m in client.get("/port_mirrors")}
             except CliError:  # a primary without port mirrors (SPP's)
                 live.mirrors = {}
-        elif kind in ("vf", "mirror", "nfv") and isinstance(cid, int):
+        elif kind in ("vf", "mirror", "nfv", "pcap") and isinstance(cid, int):
             live.status[(kind, cid)] = client.get(f"/{kind}s/{cid}")
     return live
 
@@ -171,6 +171,8 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                 words += ["-l", proc.cores]
             if proc.copy_mode:
                 words += ["--copy", proc.copy_mode]
+            if proc.capture is not None:
+                words += ["--", *proc.capture.options()]
             steps.append(Step("pri; " + " ".join(words), f"{target} exit", where("processes", i), launch=key))
         status = live.status.get(key, {})
         live_comps = {str(c.get("name")): c for c in status.get("components", []) or []
@@ -208,6 +210,11 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                                       where(*at), owner=key))
         if proc.kind == "nfv":
             steps += _nfv_steps(proc, status, key, target, where, i, check_port)
+        if proc.kind == "pcap" and proc.capture is not None:
+            check_port(proc.capture.port, "processes", i, "capture", "port")
+            if proc.start and status.get("status") != "running":
+                steps.append(Step(f"{target} {lang.render(lang.Start())}", f"{target} {lang.render(lang.Stop())}",
+                                  where("processes", i, "start"), owner=key))
         table = _classifier_live(status)
         for j, entry in enumerate(proc.classifier):
             at = ("processes", i, "classifier", j)

@@ -174,10 +174,34 @@ class NfvPatch(_Model):
         return _port(value)
 
 
-class Process(_Model):
-    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier; an nfv's ports and patches."""
+class Capture(_Model):
+    """What an spp-pcap captures: ``port`` into ``out_dir`` (rotating at ``fsize``, keeping ``count`` files)."""
 
-    kind: Literal["vf", "mirror", "nfv"]
+    port: str
+    out_dir: str
+    fsize: Annotated[int, Field(ge=1)] | None = None
+    snaplen: Annotated[int, Field(ge=0)] | None = None
+    count: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+    def options(self) -> list[str]:
+        """spp-pcap's options (``-c PORT --out-dir DIR ...``) as ``pri; launch pcap`` takes them."""
+        words = ["-c", self.port, "--out-dir", self.out_dir]
+        for name, value in (("--fsize", self.fsize), ("--snaplen", self.snaplen), ("--count", self.count)):
+            if value is not None:
+                words += [name, str(value)]
+        return words
+
+
+class Process(_Model):
+    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier; an nfv's ports and patches;
+    a pcap's capture (started unless ``start: false``)."""
+
+    kind: Literal["vf", "mirror", "nfv", "pcap"]
     client_id: Annotated[int, Field(ge=0)]
     cores: str | None = None
     copy_mode: Literal["shallow", "deep"] | None = Field(default=None, alias="copy")
@@ -186,6 +210,8 @@ class Process(_Model):
     ports: list[str] = Field(default_factory=list)
     patches: list[NfvPatch] = Field(default_factory=list)
     forward: bool = True
+    capture: Capture | None = None
+    start: bool = True
 
     @field_validator("ports")
     @classmethod
@@ -194,6 +220,8 @@ class Process(_Model):
 
     def commands(self) -> list[str]:
         """This process's commands as :mod:`spp.lang` renders them (without the ``vf N;`` target)."""
+        if self.kind == "pcap":
+            return [lang.render(lang.Start())] if self.start else []
         if self.kind == "nfv":
             cmds: list[lang.Command] = [lang.AddPort(lang.port_id(p)) for p in self.ports if not p.startswith("phy:")]
             cmds += [lang.Patch(lang.port_id(p.src), lang.port_id(p.dst)) for p in self.patches]
@@ -210,6 +238,15 @@ class Process(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Process:
+        if self.kind == "pcap":
+            if self.capture is None:
+                raise ValueError("capture: a pcap needs one, e.g. capture: {port: phy:0, out_dir: /tmp/cap}")
+            if self.components or self.classifier or self.ports or self.patches or self.copy_mode is not None:
+                raise ValueError("a pcap has a capture, not components, classifier, ports, patches or copy")
+            return self
+        if self.capture is not None:
+            raise ValueError(f"capture: only a pcap has one (a {self.kind} has "
+                             f"{'ports and patches' if self.kind == 'nfv' else 'components'})")
         if self.kind == "nfv":
             if self.components or self.classifier or self.copy_mode is not None:
                 raise ValueError("an nfv has ports and patches, not components, classifier or copy")
@@ -422,7 +459,7 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
         keys = [(p.kind, p.client_id) for p in topology.processes]
     else:
         keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
-                if p.get("type") in ("vf", "mirror", "nfv") and not p.get("error")]
+                if p.get("type") in ("vf", "mirror", "nfv", "pcap") and not p.get("error")]
     for kind, cid in keys:
         try:
             client.delete(f"/{kind}s/{cid}")
