@@ -206,3 +206,17 @@ def test_a_command_longer_than_one_read_arrives_whole() -> None:
         cmd = lang.parse(wire.command_text(data), "primary")
         assert isinstance(cmd, lang.Launch) and cmd.body["app"]["--out-dir"] == "d" * 9000
     assert wire.encode_reply(wire.error("x")) == b'{"results":[{"result":"error","error_details":{"message":"x"}}]}\n'
+
+
+@settings(max_examples=400)
+@given(st.lists(st.one_of(st.sampled_from(["add", "del", "list", "t1", "ring:0", "phy:1", "rx", "tx", "both", "vlan",
+                                           "9,18-27", "27-x", "src_mac", "dst_mac", "52:54:00:12:34:56", "flow",
+                                           "udp", "*", "snaplen", "64", "copy", "deep", "nq", "1"]),
+                          st.text(max_size=6)), max_size=12))
+def test_any_port_mirror_line_parses_or_says_why(words: list[str]) -> None:
+    try:
+        cmd = port_mirror.parse_words(lang.tokenize(" ".join(words)))
+    except lang.CommandError as e:
+        assert str(e)
+        return
+    assert port_mirror.parse_words(port_mirror.render(cmd).split()[1:]) == cmd
