@@ -6,7 +6,8 @@ spp-primary (``--phy`` = the four host-side ends: phy:0 outside, phy:1 VM1,
 phy:2 VM2, phy:3 monitor) on free ports and a unique ``--file-prefix``.  It
 applies the shipped ``taas.yaml`` through REST (the primary launches spp-vf and
 spp-mirror), with the monitor's leg (ring:5 → phy:3) patched by spp-nfv 3 instead of
-a vf component, has the primary launch spp-pcap 4 to capture phy:0 into a pcapng file,
+a vf component, has the primary launch spp-pcap 4 to capture VM1's ring:4 (through a
+shallow port mirror to ring:15, so VM1 loses nothing) into a pcapng file,
 sends UDP frames from the outside namespace to VM1's and VM2's MACs,
 counts what arrives in each namespace, shows per-port counters live and prints a
 summary: frames in, out and dropped per port, mirror copies, pool occupancy.
@@ -64,8 +65,10 @@ NULL_TOPOLOGY: dict[str, Any] = {"processes": [
 ]}
 
 
-#: The demo's spp-pcap: its client id, and the port it captures (root: what comes in; null: VM1's ring).
+#: The demo's spp-pcap: its client id, the port it captures (VM1's ring) and the ring of its tap.
 PCAP_ID = 4
+PCAP_PORT = "ring:4"
+PCAP_TAP = "ring:15"
 NFV_ID = 3
 
 
@@ -346,7 +349,7 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
         for entry in info.get(key, []) or []:
             lost = sum((entry.get("stats") or {}).get("drops", {}).values())
             drops += lost
-            if entry.get("port") in ("ring:5", "phy:3"):  # the monitor's path: copies, not originals
+            if entry.get("port") in ("ring:5", "phy:3", PCAP_TAP):  # the monitor's and spp-pcap's: copies
                 copy_drops += lost
     table = Table(title="traffic", title_justify="left")
     table.add_column("what")
@@ -362,7 +365,8 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
         table.add_row("mirror copies (ring:5)", f"{(copies.get('stats') or {}).get('tx_packets', 0):,}")
     if capture is not None:
         port = ((capture.get("core") or [{}])[0].get("rx_port") or [{}])[0].get("port", "?")
-        table.add_row(f"captured by spp-pcap {PCAP_ID} ({port})", f"{int(capture.get('captured', 0)):,}")
+        label = f"captured by spp-pcap {PCAP_ID} ({port}{', warm-up included' if traffic is not None else ''})"
+        table.add_row(label, f"{int(capture.get('captured', 0)):,}")
     table.add_row("dropped, all ports, all reasons", f"{drops:,}")
     table.add_row("pool buffers in use after teardown", f"{pool_after.get('in_use')} of {pool_after.get('n_bufs')}")
     console.print(table)
@@ -465,9 +469,8 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     _wait_compiled(console, client, topology)
     capture_dir = tempfile.mkdtemp(prefix="spp-demo-pcap-")
     stack.callback(shutil.rmtree, capture_dir, ignore_errors=True)
-    capture_port = "phy:0" if root else "ring:4"
-    console.print(f"launching spp-pcap {PCAP_ID} to capture {capture_port} into {capture_dir}")
-    start_capture(client, local.secondary_addr, capture_port, capture_dir)
+    console.print(f"launching spp-pcap {PCAP_ID} to capture {PCAP_PORT} (VM1's ring) into {capture_dir}")
+    start_capture(client, local.secondary_addr, PCAP_PORT, capture_dir)
     if traffic is not None:
         _warm_up(console, client, traffic)
     deadline = time.monotonic() + args.seconds
