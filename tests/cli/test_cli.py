@@ -112,6 +112,22 @@ def test_topo_text_dot_svg(ctl: Ctl, vf: FakeSecondary, mirror: FakeSecondary, p
     assert run(ctl, f"topo {tmp_path / 't.png'}") == 1
 
 
+def test_topo_draws_nfv_patches_the_forwarder_and_pcap() -> None:
+    from spp.cli.topo import Snapshot, to_dot, to_svg
+
+    snap = Snapshot("h:1", [], {"phy_ports": [{"port": "phy:0"}], "forwarder": {
+        "status": "running", "patches": [{"src": "ring:7", "dst": "phy:0"}]}}, {
+        ("nfv", 3): {"client-id": 3, "status": "running", "ports": ["phy:0", "ring:5"],
+                     "patches": [{"src": "phy:0", "dst": "ring:5"}, {"src": "ring:5", "dst": "phy:1"}]},
+        ("pcap", 4): {"client-id": 4, "status": "running", "core": [
+            {"core": 1, "role": "receive", "rx_port": [{"port": "phy:0"}]}, {"core": 2, "role": "write"}]}})
+    graph = snap.graph()
+    assert {("phy:0", "nfv3:patch0"), ("nfv3:patch0", "ring:5"), ("ring:5", "nfv3:patch1"),
+            ("nfv3:patch1", "phy:1"), ("ring:7", "pri:patch0"), ("pri:patch0", "phy:0"),
+            ("phy:0", "pcap4")} <= set(graph.edges)
+    assert '"phy:0" -> "nfv3:patch0";' in to_dot(graph) and "nfv 3: patch" in to_svg(graph)
+
+
 def test_server_switch(ctl: Ctl, vf: FakeSecondary, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-b", "127.0.0.1:1", "-b", ctl.server, "-e", "server", "-e", "server 2", "-e", "vf 1; status"]) == 0
     out = capsys.readouterr().out
@@ -124,7 +140,7 @@ def test_console_script_subprocess(ctl: Ctl, vf: FakeSecondary) -> None:
                             input="vf 1; component start fwd1 2 forward\nvf 1; port add ring:9 rx\n",
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
-    assert "missing direction or component name" in result.stderr
+    assert "wrong number of arguments for 'port add'" in result.stderr
     assert "Traceback" not in result.stderr
     assert vf.commands == ["component start fwd1 2 forward"]
 

@@ -37,8 +37,9 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
     ("data", "message"),
     [
         ({}, "nothing to do (no processes and no port_mirrors)"),
-        ({"processes": [{"kind": "pcap", "client_id": 1}]},
-         "processes[0].kind: Input should be 'vf', 'mirror' or 'nfv'"),
+        ({"processes": [{"kind": "nat", "client_id": 1}]},
+         "processes[0].kind: Input should be 'vf', 'mirror', 'nfv' or 'pcap'"),
+        ({"processes": [{"kind": "pcap", "client_id": 1}]}, "processes[0]: capture: a pcap needs one"),
         ({"processes": [{"kind": "nfv", "client_id": 1, "components": [{"name": "a", "type": "forward", "core": 1}]}]},
          "an nfv has ports and patches, not components"),
         ({"processes": [{"kind": "nfv", "client_id": 1, "patches": [{"src": "ring:0", "dst": "ring0"}]}]},
@@ -56,7 +57,7 @@ def test_classify_icmp_is_the_spec_scenario() -> None:
         ({"processes": [{"kind": "mirror", "client_id": 1, "components": [
             {"name": "a", "type": "forward", "core": 1}]}]}, "a mirror runs mirror, not 'forward'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": "nope", "port": "ring:0"}]}]},
-         "processes[0].classifier[0].mac: invalid MAC 'nope'"),
+         "processes[0].classifier[0].mac: invalid MAC address 'nope'"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": 41135085296, "port": "ring:0"}]}]},
          "processes[0].classifier[0].mac: MAC read as the number 41135085296: quote MACs"),
         ({"processes": [{"kind": "vf", "client_id": 1, "classifier": [{"mac": "52:54:00:12:34:56\n",
@@ -135,6 +136,16 @@ def test_nfv_in_a_topology() -> None:
     topo = parse({"processes": [{"kind": "nfv", "client_id": 3, "cores": "0,2", "ports": ["ring:6", "phy:0"],
                                  "patches": [{"src": "phy:1", "dst": "ring:6"}]}]})
     assert topo.commands() == ["nfv 3; add ring:6", "nfv 3; patch phy:1 ring:6", "nfv 3; forward"]
+def test_pcap_in_a_topology() -> None:
+    topo = parse({"processes": [{"kind": "pcap", "client_id": 4, "cores": "0,1,2",
+                                 "capture": {"port": "phy:0", "out_dir": "/tmp/cap", "fsize": 1000000}}]})
+    assert topo.commands() == ["pcap 4; start"]
+    capture = topo.processes[0].capture
+    assert capture is not None and capture.options() == ["-c", "phy:0", "--out-dir", "/tmp/cap", "--fsize", "1000000"]
+    with pytest.raises(TopologyError, match="only a pcap has one"):
+        parse({"processes": [{"kind": "nfv", "client_id": 3, "capture": {"port": "phy:0", "out_dir": "/tmp"}}]})
+
+
 def test_errors_in_a_file_name_its_lines(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
     path.write_text("processes:\n  - kind: vf\n    client_id: 1\n    cpus: 3\nport_mirrors:\n"
@@ -144,5 +155,5 @@ def test_errors_in_a_file_name_its_lines(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{path}: ")
     assert "line 4: processes[0].cpus: unknown field" in message
-    assert "line 6: port_mirrors[0].name: must be 1 to 32 letters, digits" in message
+    assert "line 6: port_mirrors[0].name: invalid mirror name 'a b': must be 1 to 32 letters, digits" in message
     assert "pattern" not in message

@@ -125,3 +125,17 @@ def test_a_failure_halfway_rolls_back_in_reverse_order(ctl: Ctl, stack: tuple[Fa
         "port del ring:1 tx cls", "port del ring:0 tx cls", "port del phy:0 rx cls",
         "component stop fwd", "component stop cls",
     ]
+
+
+def test_dry_run_of_a_pcap_launches_it_with_its_capture_and_starts_it(
+        ctl: Ctl, stack: tuple[FakePrimary, FakeSecondary], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    primary, _ = stack
+    path = _write(tmp_path, "processes:\n  - kind: pcap\n    client_id: 4\n    cores: \"0,1,2\"\n"
+                            "    capture: {port: phy:1, out_dir: /tmp/cap, count: 3}\n")
+    assert main(["up", str(path), "-b", ctl.server, "--dry-run", "-s", "127.0.0.1:6666"]) == 0
+    out = capsys.readouterr().out
+    assert ("  + pri; launch pcap 4 -s 127.0.0.1:6666 -l 0,1,2 -- -c phy:1 --out-dir /tmp/cap --count 3"
+            in out), out
+    assert "  + pcap 4; start" in out
+    assert _sent(primary) == []

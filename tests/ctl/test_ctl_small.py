@@ -17,7 +17,7 @@ from spp.testing.fake_secondary import FakePrimary, error_reply
         ({"name": "a b", "source": "ring:0", "destination": "ring:1"},
          "field 'name': must be 1 to 32 letters, digits, '_', '.' or '-'"),
         ({"name": "m", "source": "ring 0", "destination": "ring:1"},
-         "field 'source': must be a port TYPE:N, e.g. ring:0, phy:1 or phy:0nq1"),
+         "field 'source': must be TYPE:N such as phy:0, ring:1 or phy:0nq1"),
         ({"name": "m", "source": "ring:0", "destination": "ring:1", "src_mac": "zz"},
          "field 'src_mac': must be a MAC address XX:XX:XX:XX:XX:XX (hex digits)"),
         ({"name": "m", "source": "ring:0", "destination": "ring:1", "vlan_filter": "x"},

@@ -43,7 +43,6 @@ def test_check_port_refuses(port: object) -> None:
 
 def test_command_builders() -> None:
     assert commands.component_start("vf", "cls", 3, "classifier") == "component start cls 3 classifier"
-    assert commands.component_start("nfv", "x", 1, "anything") == "component start x 1 anything"
     assert commands.port_add("ring:0", "tx", "cls", commands.VlanTag("add", 101, 3)) == (
         "port add ring:0 tx cls add_vlantag 101 3"
     )

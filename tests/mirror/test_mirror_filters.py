@@ -132,7 +132,7 @@ def test_stripped_tag_in_meta_counts_for_vlan_filters() -> None:
     ({"vlan": ""}, "expected ids and ranges"),
     ({"vlan": "4096"}, "must be 0..4095"),
     ({"vlan": "1,,2"}, "is not an id or a range"),
-    ({"src_mac": "52-54-00-00-00-01"}, "six hex pairs"),
+    ({"src_mac": "52-54-00-00-00-01"}, "must be a MAC address XX:XX:XX:XX:XX:XX"),
 ])
 def test_filter_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(FilterError, match=message):

@@ -65,7 +65,7 @@ def test_recipe_phy_ring_phy_then_loopback(world: tuple[LocalStack, Veth, Veth],
         assert (r.status_code, r.text) == (400, "command error: patch source ring:7 is not a port of spp-nfv 1: "
                                                  "add ring:7 first")
         r = http.put("/nfvs/1/patches", json={"src": "ring:0\n", "dst": "phy:1"})
-        assert r.status_code == 400 and "field 'src'" in r.text and "expected TYPE:N" in r.text
+        assert r.status_code == 400 and "field 'src'" in r.text and "must be TYPE:N" in r.text
         r = http.put("/nfvs/1/ports", json={"action": "plug", "port": "ring:1"})
         assert r.status_code == 400 and "field 'action'" in r.text
         r = http.put("/nfvs/1/forward", json={})

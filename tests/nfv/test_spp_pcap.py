@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,26 +111,19 @@ def test_phy_capture_scapy_tcpdump_snaplen_rotation(dp: Dataplane, veth: Veth, t
         sock.close()
 
 
-def test_tap_through_a_shallow_mirror_takes_nothing_away(dp: Dataplane, tmp_path: Path) -> None:
-    """nfv receives on ring:0; spp-pcap taps it (mirror to ring:15) and the patch still gets every frame."""
+@contextmanager
+def patched_ring0_to_ring1(dp: Dataplane, capture: str, out: Path) -> Iterator[tuple[MirrorAgent, Pcap]]:
+    """spp-nfv 1 patches ring:0 to ring:1 (with its mirror agent); spp-pcap 2 captures ``capture``, started."""
     dp.set_config({"phy": []})
     nfv = Nfv(dp, 1, [0, 1], pin=False)
     agent = MirrorAgent(dp, nfv.panel.ports)
     agent.start()
-    pcap = Pcap(dp, 2, [0, 1], PortId("ring", 0), tmp_path)
+    pcap = Pcap(dp, 2, [0, 1], PortId.parse(capture), out)
     try:
         for line in ("add ring:0", "add ring:1", "patch ring:0 ring:1", "forward"):
             assert nfv.execute(line)["results"] == [{"result": "success"}]
         assert pcap.execute("start") == {"results": [{"result": "success"}]}
-        wait_for(lambda: agent.attached() == ["pcap2"], timeout=10)
-        frames = [numbered(i, size=64 + i) for i in range(200)]
-        put(dp, open_port(dp, "ring:0"), frames)
-        assert take(dp, open_port(dp, "ring:1"), 200) == frames
-        wait_for(lambda: pcap.captured >= 200, timeout=30)
-        pcap.execute("stop")
-        wait_for(lambda: agent.attached() == [], timeout=10)
-        (path,) = tmp_path.iterdir()
-        assert [d for _, _, d in epbs(path)] == frames
+        yield agent, pcap
     finally:
         pcap.exit()
         agent.close()
@@ -138,11 +132,40 @@ def test_tap_through_a_shallow_mirror_takes_nothing_away(dp: Dataplane, tmp_path
             drain_ring(dp, r)
 
 
+def test_tap_through_a_shallow_mirror_takes_nothing_away(dp: Dataplane, tmp_path: Path) -> None:
+    """nfv receives on ring:0; spp-pcap taps it (mirror to ring:15) and the patch still gets every frame."""
+    with patched_ring0_to_ring1(dp, "ring:0", tmp_path) as (agent, pcap):
+        wait_for(lambda: agent.attached() == ["pcap2"], timeout=10)
+        frames = [numbered(i, size=64 + i) for i in range(200)]
+        put(dp, open_port(dp, "ring:0"), frames)
+        assert take(dp, open_port(dp, "ring:1"), 200) == frames
+        wait_for(lambda: pcap.captured >= 200, timeout=30)
+        assert pcap.status()["self_rx"] is False  # nfv receives on ring:0: the tap, not spp-pcap, reads it
+        pcap.execute("stop")
+        wait_for(lambda: agent.attached() == [], timeout=10)
+        (path,) = tmp_path.iterdir()
+        assert [d for _, _, d in epbs(path)] == frames
+
+
+def test_a_ring_nobody_receives_on_is_received_by_spp_pcap_itself(dp: Dataplane, tmp_path: Path) -> None:
+    """nfv only sends to ring:1 (patch ring:0 ring:1): nobody receives on it, so nobody attaches the tap;
+    spp-pcap sees the frames wait unread and receives them itself, every one, in order."""
+    with patched_ring0_to_ring1(dp, "ring:1", tmp_path) as (agent, pcap):
+        frames = [numbered(i, size=64 + i) for i in range(200)]
+        put(dp, open_port(dp, "ring:0"), frames)
+        wait_for(lambda: pcap.captured >= 200, timeout=30)
+        assert pcap.status()["self_rx"] is True
+        pcap.execute("stop")
+        (path,) = tmp_path.iterdir()
+        assert [d for _, _, d in epbs(path)] == frames
+        assert pcap.dropped == 0 and agent.attached() == []
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--out-dir", "/nonexistent/dir"], "--out-dir /nonexistent/dir: no such directory"),
-        (["--fsize", "0"], "invalid --fsize 0: must be 1.."),
+        (["--fsize", "0"], "invalid --fsize '0': must be in range 1-"),
         (["-c", "ring:x"], "invalid -c port 'ring:x'"),
     ],
 )

@@ -58,7 +58,7 @@ def test_status_shape_and_counters(dp: Dataplane) -> None:
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        ("frobnicate", "valid commands: status, clear"),
+        ("frobnicate", "unknown command 'frobnicate' for spp-primary: expected one of status, add, del, port"),
         ("port add phy:0", "phy:0 needs no add"),
         ("port add ring:999", "out of range"),
         ("port del ring:1", "not in use"),

@@ -7,19 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spp.components.vlan import VlanOp
-from spp.control.commands import (
-    ClassifierTable,
-    CommandError,
-    ComponentStart,
-    ComponentStop,
-    Exit,
-    PortAdd,
-    PortDel,
-    Status,
-    parse,
-    tokenize,
-)
 from spp.control.manager import Manager
+from spp.lang.base import CommandError, Exit, Status, tokenize
+from spp.lang.vf import ClassifierTable, ComponentStart, ComponentStop, PortAdd, PortDel, parse
 from spp.ports.base import PortId
 from spp.runtime.dataplane import Dataplane
 
@@ -70,25 +60,25 @@ def test_classifier_values() -> None:
 BAD = [
     ("", "empty command: expected one of status, component, port, classifier_table or exit"),
     ("   \n", "empty command"),
-    ("fly away", "unknown command 'fly': expected one of status, component, port, classifier_table or exit"),
+    ("fly away", "unknown command 'fly' for spp-vf: expected one of status, component, port, classifier_table or exit"),
     ("status now", "wrong number of arguments for 'status': expected status"),
     ("exit 1", "wrong number of arguments for 'exit'"),
     ("component", "unknown subcommand 'component ': expected component start or component stop"),
     ("component run a 1 forward", "unknown subcommand 'component run'"),
     ("component start fwd1 4", "wrong number of arguments for 'component start': "
      "expected component start NAME CORE_ID TYPE"),
-    ("component start fwd1 4 fwd", "unknown component type 'fwd': expected forward, merge or classifier"),
-    ("component start fwd1 x forward", "invalid core id 'x': must be an integer 0..1023"),
-    ("component start fwd1 5000 forward", "invalid core id '5000': must be 0..1023"),
+    ("component start fwd1 4 fwd", "invalid component type 'fwd': must be 'forward', 'merge' or 'classifier'"),
+    ("component start fwd1 x forward", "invalid core id 'x': must be an integer 0-1023"),
+    ("component start fwd1 5000 forward", "invalid core id '5000': must be in range 0-1023"),
     ("component start " + "n" * 65 + " 1 forward", "invalid component name"),
     ("component stop", "wrong number of arguments for 'component stop': expected component stop NAME"),
     ("port add ring:0 rx", "wrong number of arguments for 'port add': expected port add RES_UID [nq Q] {rx|tx} "
      "NAME [add_vlantag VID PCP | del_vlantag]"),
-    ("port add ring0 rx f", "invalid port 'ring0': expected TYPE:N"),
-    ("port add foo:0 rx f", "unknown type 'foo'"),
-    ("port add ring:0 up f", "invalid direction 'up': expected rx or tx"),
-    ("port add ring:0 rx f add_vlantag 5000 1", "invalid VLAN id '5000': must be 0..4095"),
-    ("port add ring:0 rx f add_vlantag 10 8", "invalid PCP '8': must be 0..7"),
+    ("port add ring0 rx f", "invalid port 'ring0': must be TYPE:N"),
+    ("port add foo:0 rx f", "unknown port type 'foo'"),
+    ("port add ring:0 up f", "invalid direction 'up': must be 'rx' or 'tx'"),
+    ("port add ring:0 rx f add_vlantag 5000 1", "invalid VLAN id '5000': must be in range 0-4095"),
+    ("port add ring:0 rx f add_vlantag 10 8", "invalid PCP '8': must be in range 0-7"),
     ("port add ring:0 rx f add_vlantag 10", "wrong number of arguments for 'port add'"),
     ("port add ring:0 rx f del_vlantag 3", "wrong number of arguments for 'port add'"),
     ("port add ring:0 rx f set_vlan 3", "unknown VLAN option 'set_vlan': expected add_vlantag VID PCP or del_vlantag"),
@@ -98,11 +88,11 @@ BAD = [
      "expected port del RES_UID [nq Q] {rx|tx} NAME"),
     ("port move ring:0 rx f", "unknown subcommand 'port move': expected port add or port del"),
     ("classifier_table add", "wrong number of arguments for 'classifier_table'"),
-    ("classifier_table put mac default ring:0", "invalid classifier_table action 'put': expected add or del"),
-    ("classifier_table add ip default ring:0", "invalid classifier_table type 'ip': expected mac or vlan"),
+    ("classifier_table put mac default ring:0", "invalid classifier_table action 'put': must be 'add' or 'del'"),
+    ("classifier_table add ip default ring:0", "invalid classifier_table type 'ip': must be 'mac' or 'vlan'"),
     ("classifier_table add mac 52:54:00:12:34 ring:0", "invalid MAC address '52:54:00:12:34': "
-     "expected XX:XX:XX:XX:XX:XX (hex) or default"),
-    ("classifier_table add vlan 4096 default ring:0", "invalid VLAN id '4096': must be 0..4095"),
+     "must be a MAC address XX:XX:XX:XX:XX:XX (hex digits) or default"),
+    ("classifier_table add vlan 4096 default ring:0", "invalid VLAN id '4096': must be in range 0-4095"),
     ("classifier_table add vlan 10 default ring:0 extra", "wrong number of arguments for 'classifier_table'"),
     ("classifier_table add mac default", "wrong number of arguments for 'classifier_table'"),
 ]
@@ -116,7 +106,7 @@ def test_bad_commands_say_what_is_wrong(line: str, message: str) -> None:
 
 
 MIRROR_BAD = [
-    ("component start m 2 forward", "unknown component type 'forward': expected mirror"),
+    ("component start m 2 forward", "invalid component type 'forward': must be 'mirror'"),
     ("classifier_table add mac default ring:0", "unknown command 'classifier_table' for spp-mirror: "
      "expected one of status, component, port or exit"),
     ("port add ring:0 tx m add_vlantag 1 1", "VLAN option 'add_vlantag' is not supported by spp-mirror: "

@@ -165,7 +165,7 @@ def test_empty_status_and_mirror_status(dp: Dataplane) -> None:
     mm = Manager(dp, process="mirror", client_id=2, cores=[0, 1], pin=False)
     try:
         assert "classifier_table" not in mm.status()
-        assert "unknown component type 'forward': expected mirror" in err(mm, "component start a 1 forward")
+        assert "invalid component type 'forward': must be 'mirror'" in err(mm, "component start a 1 forward")
         assert mm.options == {"copy": "shallow"}
     finally:
         mm.exit()

@@ -352,7 +352,7 @@ def test_wire_protocol(dp: Dataplane) -> None:
                 reply = ask(conn, b"status\0")
                 assert reply["results"] == [{"result": "success"}]
                 assert ask(conn, b"component start g 1 fwd") == {"results": [{"result": "error", "error_details": {
-                    "message": "unknown component type 'fwd': expected forward, merge or classifier"}}]}
+                    "message": "invalid component type 'fwd': must be 'forward', 'merge' or 'classifier'"}}]}
             conn, _ = server.accept()  # dropped: it comes back, with its state
             conn.settimeout(30)
             with conn:

@@ -5,7 +5,10 @@ pairs — an outside host, VM1, VM2 and a monitor — and starts spp-ctl,
 spp-primary (``--phy`` = the four host-side ends: phy:0 outside, phy:1 VM1,
 phy:2 VM2, phy:3 monitor) on free ports and a unique ``--file-prefix``.  It
 applies the shipped ``taas.yaml`` through REST (the primary launches spp-vf and
-spp-mirror), sends UDP frames from the outside namespace to VM1's and VM2's MACs,
+spp-mirror), with the monitor's leg (ring:5 → phy:3) patched by spp-nfv 3 instead of
+a vf component, has the primary launch spp-pcap 4 to capture VM1's ring:4 (through a
+shallow port mirror to ring:15, so VM1 loses nothing) into a pcapng file,
+sends UDP frames from the outside namespace to VM1's and VM2's MACs,
 counts what arrives in each namespace, shows per-port counters live and prints a
 summary: frames in, out and dropped per port, mirror copies, pool occupancy.
 
@@ -22,8 +25,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -43,6 +48,7 @@ from spp.cli import render
 from spp.cli.client import CliError, RestClient
 from spp.cli.stack import LocalStack, StackError
 from spp.cli.topology import Topology, down, parse, up
+from spp.cli.translate import SECONDARY_KINDS
 from spp.ops import add_version
 
 OUT_MAC = "52:54:00:00:00:01"
@@ -57,6 +63,44 @@ NULL_TOPOLOGY: dict[str, Any] = {"processes": [
     {"kind": "mirror", "client_id": 2, "cores": "0,1", "copy": "shallow", "components": [
         {"name": "mir", "type": "mirror", "core": 1, "rx": ["ring:0"], "tx": ["ring:4", "ring:5"]}]},
 ]}
+
+
+#: The demo's spp-pcap: its client id, the port it captures (VM1's ring) and the ring of its tap.
+PCAP_ID = 4
+PCAP_PORT = "ring:4"
+PCAP_TAP = "ring:15"
+NFV_ID = 3
+
+
+def with_nfv(topology: dict[str, Any]) -> dict[str, Any]:
+    """``topology`` with the vf's ``fwd3`` (the monitor's leg) replaced by a patch of spp-nfv 3."""
+    processes, nfv = [], []
+    for proc in topology["processes"]:
+        comps = proc.get("components", [])
+        for c in comps:
+            if c["name"] == "fwd3":
+                src, dst = c["rx"][0], c["tx"][0]
+                nfv.append({"kind": "nfv", "client_id": NFV_ID, "cores": "0,1",
+                            "ports": [p for p in (src, dst) if not p.startswith("phy:")],
+                            "patches": [{"src": src, "dst": dst}]})
+        processes.append({**proc, "components": [c for c in comps if c["name"] != "fwd3"]} if comps else proc)
+    return {**topology, "processes": processes + nfv}
+
+
+def start_capture(client: RestClient, secondary: str, port: str, out_dir: str) -> None:
+    """Have the primary launch spp-pcap ``PCAP_ID`` on ``port`` and start its capture (SPP's REST calls)."""
+    client.put("/primary/launch", {"proc_name": "spp_pcap", "client_id": PCAP_ID, "eal": {"-l": "0,1,2"},
+                                   "app": {"-s": secondary, "--client-id": PCAP_ID, "-c": port,
+                                           "--out-dir": out_dir}})
+    client.put(f"/pcaps/{PCAP_ID}/capture", {"action": "start"})
+
+
+def stop_capture(client: RestClient) -> dict[str, Any]:
+    """Stop the capture, read spp-pcap's status, let it exit; return the status."""
+    client.put(f"/pcaps/{PCAP_ID}/capture", {"action": "stop"})
+    status: dict[str, Any] = client.get(f"/pcaps/{PCAP_ID}")
+    client.delete(f"/pcaps/{PCAP_ID}")
+    return status
 
 
 class Interrupted(Exception):
@@ -213,7 +257,7 @@ def _wait_compiled(console: Console, client: RestClient, topology: Topology, tim
     def compiling() -> list[str]:
         out = []
         for proc in topology.processes:
-            path = f"/{'vfs' if proc.kind == 'vf' else 'mirrors'}/{proc.client_id}"
+            path = f"/{SECONDARY_KINDS[proc.kind]}/{proc.client_id}"
             if client.get(path).get("state") == "compiling":
                 out.append(f"{proc.kind} {proc.client_id}")
         return out
@@ -297,7 +341,7 @@ def _drain_rings(client: RestClient) -> int:
 
 
 def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traffic: Traffic | None,
-             pool_after: dict[str, Any]) -> None:
+             pool_after: dict[str, Any], capture: dict[str, Any] | None = None) -> None:
     console.rule("summary")
     console.print(_ports_table(info, roles))
     drops = copy_drops = 0
@@ -305,7 +349,7 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
         for entry in info.get(key, []) or []:
             lost = sum((entry.get("stats") or {}).get("drops", {}).values())
             drops += lost
-            if entry.get("port") in ("ring:5", "phy:3"):  # the monitor's path: copies, not originals
+            if entry.get("port") in ("ring:5", "phy:3", PCAP_TAP):  # the monitor's and spp-pcap's: copies
                 copy_drops += lost
     table = Table(title="traffic", title_justify="left")
     table.add_column("what")
@@ -319,9 +363,17 @@ def _summary(console: Console, info: dict[str, Any], roles: dict[str, str], traf
     else:
         copies: dict[str, Any] = next((e for e in info.get("ring_ports", []) if e.get("port") == "ring:5"), {})
         table.add_row("mirror copies (ring:5)", f"{(copies.get('stats') or {}).get('tx_packets', 0):,}")
+    if capture is not None:
+        port = ((capture.get("core") or [{}])[0].get("rx_port") or [{}])[0].get("port", "?")
+        label = f"captured by spp-pcap {PCAP_ID} ({port}{', warm-up included' if traffic is not None else ''})"
+        table.add_row(label, f"{int(capture.get('captured', 0)):,}")
     table.add_row("dropped, all ports, all reasons", f"{drops:,}")
     table.add_row("pool buffers in use after teardown", f"{pool_after.get('in_use')} of {pool_after.get('n_bufs')}")
     console.print(table)
+    if capture is not None:
+        files = capture.get("files") or []
+        console.print(f"spp-pcap {PCAP_ID}'s capture file{'s' if len(files) != 1 else ''}: "
+                      f"{', '.join(map(str, files)) or 'none'} (removed with the demo; 'tcpdump -r' reads them)")
     if traffic is not None:
         sent = traffic.sent["vm1"] + traffic.sent["vm2"]
         delivered = traffic.received["vm1"] + traffic.received["vm2"]
@@ -388,13 +440,13 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
         net: Network | None = stack.enter_context(network(tag))
         assert net is not None
         roles = {f"phy:{i}": f"{role} ({net.phys[i]})" for i, role in enumerate(ROLES)}
-        topology: Topology = parse(yaml.safe_load((examples / "taas.yaml").read_text()), "taas.yaml")
+        topology: Topology = parse(with_nfv(yaml.safe_load((examples / "taas.yaml").read_text())), "taas.yaml")
     else:
         why = "--null given" if os.geteuid() == 0 else "not root"
         console.print(f"[yellow]{why}: no namespaces or veth; running the mirror on null ports instead[/yellow]")
         net = None
         roles = {"nullpmd:0": "source", "nullpmd:1": "VM1 sink", "nullpmd:3": "monitor sink"}
-        topology = parse(NULL_TOPOLOGY, "null topology")
+        topology = parse(with_nfv(NULL_TOPOLOGY), "null topology")
     local = stack.enter_context(LocalStack())
     console.print(f"starting spp-ctl (REST {local.server}) and spp-primary (--file-prefix {local.prefix}); "
                   f"logs in {local.log_dir}")
@@ -411,10 +463,14 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
         traffic = Traffic(net, args.rate)
         stack.callback(traffic.close)
         traffic.start()
-    console.print("applying taas.yaml through REST (the primary launches spp-vf 1 and spp-mirror 2)"
+    console.print(f"applying taas.yaml through REST (the primary launches spp-vf 1, spp-mirror 2 and spp-nfv {NFV_ID})"
                   if root else "applying the null-port TaaS topology through REST")
     up(topology, client, secondary=local.secondary_addr, log=lambda line: console.print(f"  {line}"))
     _wait_compiled(console, client, topology)
+    capture_dir = tempfile.mkdtemp(prefix="spp-demo-pcap-")
+    stack.callback(shutil.rmtree, capture_dir, ignore_errors=True)
+    console.print(f"launching spp-pcap {PCAP_ID} to capture {PCAP_PORT} (VM1's ring) into {capture_dir}")
+    start_capture(client, local.secondary_addr, PCAP_PORT, capture_dir)
     if traffic is not None:
         _warm_up(console, client, traffic)
     deadline = time.monotonic() + args.seconds
@@ -429,16 +485,17 @@ def _run(stack: ExitStack, console: Console, args: argparse.Namespace, root: boo
     if traffic is not None:
         traffic.done_sending.set()
         _settle(client, traffic)
+    capture = stop_capture(client)
     info = client.get("/primary/status")
     down(client, topology, log=lambda line: console.print(f"  {line}"))
     with contextlib.suppress(TimeoutError):
         local.wait_process(None, 5)
     deadline = time.monotonic() + 10
-    while any(p.get("type") in ("vf", "mirror") and not p.get("error") for p in (local.processes() or [])):
+    while any(p.get("type") in SECONDARY_KINDS and not p.get("error") for p in (local.processes() or [])):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
     _drain_rings(client)
     pool_after = client.get("/primary/status")["pool"]
-    _summary(console, info, roles, traffic, pool_after)
+    _summary(console, info, roles, traffic, pool_after, capture)
     return 0

@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
+from spp import lang
 from spp.cli.client import CliError, RestClient
 from spp.cli.translate import Request, split_target, translate_primary, translate_secondary
+from spp.lang import port_mirror, vf
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def read_live(client: RestClient) -> Live:
                 live.mirrors = {str(m.get("name")): m for m in client.get("/port_mirrors")}
             except CliError:  # a primary without port mirrors (SPP's)
                 live.mirrors = {}
-        elif kind in ("vf", "mirror", "nfv") and isinstance(cid, int):
+        elif kind in ("vf", "mirror", "nfv", "pcap") and isinstance(cid, int):
             live.status[(kind, cid)] = client.get(f"/{kind}s/{cid}")
     return live
 
@@ -169,6 +171,8 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                 words += ["-l", proc.cores]
             if proc.copy_mode:
                 words += ["--copy", proc.copy_mode]
+            if proc.capture is not None:
+                words += ["--", *proc.capture.options()]
             steps.append(Step("pri; " + " ".join(words), f"{target} exit", where("processes", i), launch=key))
         status = live.status.get(key, {})
         live_comps = {str(c.get("name")): c for c in status.get("components", []) or []
@@ -188,8 +192,9 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                                 f"{current.get('type')} on core {current.get('core')}; stop it first or rename it")
                 continue
             if current is None:
-                steps.append(Step(f"{target} component start {comp.name} {comp.core} {comp.type}",
-                                  f"{target} component stop {comp.name}", where(*at), owner=key))
+                start = vf.component_start("vf" if proc.kind == "vf" else "mirror", comp.name, comp.core, comp.type)
+                steps.append(Step(f"{target} {vf.render(start)}", f"{target} {vf.render(vf.ComponentStop(comp.name))}",
+                                  where(*at), owner=key))
         for j, comp in enumerate(proc.components):
             current = live_comps.get(comp.name) or {}
             for direction, refs in (("rx", comp.rx), ("tx", comp.tx)):
@@ -199,28 +204,26 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                     check_port(ref.port, *at)
                     if ref.port in have:
                         continue
-                    line = f"{target} port add {ref.words()} {direction} {comp.name}"
-                    if ref.vlan is not None:
-                        line += (f" add_vlantag {ref.vlan.id} {ref.vlan.pcp}" if ref.vlan.operation == "add"
-                                 else " del_vlantag")
-                    steps.append(Step(line, f"{target} port del {ref.words()} {direction} {comp.name}",
+                    process = "vf" if proc.kind == "vf" else "mirror"
+                    steps.append(Step(f"{target} {vf.render(ref.add(process, direction, comp.name))}",
+                                      f"{target} {vf.render(ref.delete(direction, comp.name))}",
                                       where(*at), owner=key))
         if proc.kind == "nfv":
             steps += _nfv_steps(proc, status, key, target, where, i, check_port)
+        if proc.kind == "pcap" and proc.capture is not None:
+            check_port(proc.capture.port, "processes", i, "capture", "port")
+            if proc.start and status.get("status") != "running":
+                steps.append(Step(f"{target} {lang.render(lang.Start())}", f"{target} {lang.render(lang.Stop())}",
+                                  where("processes", i, "start"), owner=key))
         table = _classifier_live(status)
         for j, entry in enumerate(proc.classifier):
             at = ("processes", i, "classifier", j)
             check_port(entry.port, *at)
-            if entry.vlan is None:
-                spec, value = f"mac {entry.mac}", entry.mac
-                kind = "mac"
-            else:
-                spec, value = f"vlan {entry.vlan} {entry.mac}", f"{entry.vlan}/{entry.mac}"
-                kind = "vlan"
+            kind, value = ("mac", entry.mac) if entry.vlan is None else ("vlan", f"{entry.vlan}/{entry.mac}")
             if (kind, value, entry.port) in table:
                 continue
-            steps.append(Step(f"{target} classifier_table add {spec} {entry.port}",
-                              f"{target} classifier_table del {spec} {entry.port}", where(*at), owner=key))
+            steps.append(Step(f"{target} {vf.render(entry.command('add'))}",
+                              f"{target} {vf.render(entry.command('del'))}", where(*at), owner=key))
     for i, mirror in enumerate(topology.port_mirrors):
         at = ("port_mirrors", i)
         check_port(mirror.source, *at, "source")
@@ -237,7 +240,8 @@ def make_plan(topology: Any, live: Live, where: Where, secondary: str) -> list[S
                                 f"{current.get('source')} ({current.get('direction')}) => "
                                 f"{current.get('destination')}; delete it first or rename it")
             continue
-        steps.append(Step(mirror.command(), f"pri; port_mirror del {mirror.name}", where(*at)))
+        steps.append(Step(mirror.command(), f"pri; {port_mirror.render(port_mirror.PortMirrorDel(mirror.name))}",
+                          where(*at)))
     if problems:
         raise CliError("the file does not fit the live stack; nothing was changed:\n  " + "\n  ".join(problems))
     return steps
@@ -253,16 +257,20 @@ def _nfv_steps(proc: Any, status: Mapping[str, Any], key: tuple[str, int], targe
     for k, port in enumerate(proc.ports):
         check_port(port, "processes", i, "ports", k)
         if port not in have_ports and not port.startswith("phy:"):  # phy ports need no add
-            steps.append(Step(f"{target} add {port}", f"{target} del {port}", where("processes", i, "ports", k),
+            pid = lang.port_id(port)
+            steps.append(Step(f"{target} {lang.render(lang.AddPort(pid))}",
+                              f"{target} {lang.render(lang.DelPort(pid))}", where("processes", i, "ports", k),
                               owner=key))
     for k, patch in enumerate(proc.patches):
         check_port(patch.src, "processes", i, "patches", k)
         check_port(patch.dst, "processes", i, "patches", k)
         if (patch.src, patch.dst) not in have_patches:  # SPP has no single-patch delete: undo resets them all
-            steps.append(Step(f"{target} patch {patch.src} {patch.dst}", f"{target} patch reset",
+            patch_cmd = lang.Patch(lang.port_id(patch.src), lang.port_id(patch.dst))
+            steps.append(Step(f"{target} {lang.render(patch_cmd)}", f"{target} {lang.render(lang.PatchReset())}",
                               where("processes", i, "patches", k), owner=key))
     if proc.forward and proc.patches and status.get("status") != "running":
-        steps.append(Step(f"{target} forward", f"{target} stop", where("processes", i, "forward"), owner=key))
+        steps.append(Step(f"{target} {lang.render(lang.Forward())}", f"{target} {lang.render(lang.Stop())}",
+                          where("processes", i, "forward"), owner=key))
     return steps
 
 

@@ -19,7 +19,9 @@ from prompt_toolkit.output import Output
 
 from spp import lang
 from spp.cli.session import TOP_COMMANDS, Session
-from spp.cli.translate import MIRROR_COMPONENT_TYPES, PRIMARY_SUBCOMMANDS, SECONDARY_SUBCOMMANDS, VF_COMPONENT_TYPES
+from spp.cli.translate import PRIMARY_SUBCOMMANDS
+from spp.lang import vf
+from spp.runtime.dataplane import PORT_TYPES
 
 DEFAULT_HISTORY = Path.home() / ".spp_history"
 FILE_COMMANDS = ("record", "playback", "topo")
@@ -66,7 +68,7 @@ def _patch_panel(kind: str, done: list[str], ports: list[str]) -> list[str]:
         return []
     cmd, n = done[0], len(done)
     if cmd == "add" and n == 1:
-        return [f"{t}:0" for t in ("ring", "vhost", "tap", "pcap", "nullpmd")]
+        return [f"{t}:0" for t in PORT_TYPES if t != "phy"]
     if cmd == "del" and n == 1:
         return [p for p in ports if not p.startswith("phy:")] or ["ring:0"]
     if cmd == "patch" and n == 1:
@@ -92,11 +94,10 @@ def _primary(done: list[str], live: dict[str, Any]) -> list[str]:
 
 
 def _secondary(kind: str, done: list[str], comps: list[str], ports: list[str]) -> list[str]:
-    subs = [s for s in SECONDARY_SUBCOMMANDS if kind == "vf" or s != "classifier_table"]
     if not done:
-        return subs
+        return list(vf.COMMANDS[kind])
     cmd, n = done[0], len(done)
-    types = VF_COMPONENT_TYPES if kind == "vf" else MIRROR_COMPONENT_TYPES
+    types = lang.COMPONENT_TYPES[kind]
     if cmd == "component":
         if n == 1:
             return ["start", "stop"]
@@ -115,7 +116,7 @@ def _secondary(kind: str, done: list[str], comps: list[str], ports: list[str]) -
         if n == 4 and done[3] != "nq":
             return comps
         if kind == "vf" and n == 5 and done[1] == "add":
-            return ["add_vlantag", "del_vlantag"]
+            return list(vf.VLAN_OPTIONS)
         return []
     if cmd == "classifier_table":
         if n == 1:

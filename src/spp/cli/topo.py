@@ -1,8 +1,9 @@
 """``topo``: the live topology as a text tree, Graphviz DOT, or an SVG picture.
 
 The graph is built from REST status replies: every component of every vf and
-mirror is a node (``vf1:cls``), every port is a node (``ring:0``); an rx port
-points at its component, a component at its tx ports.  Rings shared between
+mirror is a node (``vf1:cls``), every patch of an spp-nfv or of the primary's
+forwarder is one (``nfv3:patch0``), every spp-pcap is one, and every port is a node
+(``ring:0``); an rx port points at its component, a component at its tx ports.  Rings shared between
 processes therefore chain the picture the way frames flow.
 
 The SVG is drawn here (a left-to-right layered layout), so no Graphviz binary is
@@ -28,7 +29,7 @@ PORT_COLOURS = {
     "phy": "#9ecae1", "ring": "#fdd0a2", "vhost": "#c7e9c0", "tap": "#dadaeb",
     "pcap": "#fcbba1", "nullpmd": "#d9d9d9", "memif": "#c6dbef",
 }
-COMPONENT_COLOUR = {"vf": "#ffffff", "mirror": "#fff7bc"}
+COMPONENT_COLOUR = {"vf": "#ffffff", "mirror": "#fff7bc", "nfv": "#e5f5e0", "pri": "#f2f0f7", "pcap": "#fee6ce"}
 
 
 @dataclass
@@ -51,6 +52,16 @@ class Graph:
         label = f"{kind} {client_id}: {comp.get('name')}\\n{comp.get('type')} @ core {comp.get('core')}"
         self.nodes[node] = (label, f"component-{kind}")
         return node
+
+    def add_patches(self, title: str, prefix: str, kind: str, status: Mapping[str, Any]) -> None:
+        """One node per patch of an spp-nfv or the primary's forwarder: ``src`` → patch → ``dst``."""
+        for i, patch in enumerate(status.get("patches", []) or []):
+            if not isinstance(patch, Mapping):
+                continue
+            node = f"{prefix}:patch{i}"
+            self.nodes[node] = (f"{title}: patch\\n{status.get('status', '')}", f"component-{kind}")
+            self.edges.append((self.add_port(str(patch.get("src"))), node))
+            self.edges.append((node, self.add_port(str(patch.get("dst")))))
 
 
 @dataclass
@@ -78,6 +89,17 @@ class Snapshot:
                     graph.edges.append((graph.add_port(str(port.get("port"))), node))
                 for port in comp.get("tx_port", []) or []:
                     graph.edges.append((node, graph.add_port(str(port.get("port")))))
+            if kind == "nfv":
+                graph.add_patches(f"nfv {cid}", f"nfv{cid}", "nfv", status)
+            if kind == "pcap":
+                for core in status.get("core", []) or []:
+                    ports = (core.get("rx_port", []) or []) if core.get("role") == "receive" else []
+                    for port in ports:
+                        node = f"pcap{cid}"
+                        graph.nodes[node] = (f"pcap {cid}: capture\\n{status.get('status', '')}", "component-pcap")
+                        graph.edges.append((graph.add_port(str(port.get("port"))), node))
+        if self.primary and isinstance(self.primary.get("forwarder"), Mapping):
+            graph.add_patches("pri", "pri", "pri", self.primary["forwarder"])
         for mirror in self.port_mirrors:
             src = graph.add_port(str(mirror.get("source")))
             dst = graph.add_port(str(mirror.get("destination")))

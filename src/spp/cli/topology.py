@@ -46,7 +46,6 @@ errors name the YAML path of the bad field, e.g. ``processes[0].components[1].co
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -56,31 +55,29 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spp import ops
+from spp import lang, ops
 from spp.cli.client import CliError, RestClient, normalize_server
 from spp.cli.plan import Step, Where, apply, describe, line_map, make_plan, read_live, read_text
+from spp.lang import port_mirror, vf
+from spp.lang.base import CORE_MAX, PCP_MAX, VID_MAX
 
-_PORT_RE = re.compile(r"^(phy|ring|vhost|pcap|nullpmd|tap|memif):\d+(nq\d+)?$")
-_MAC_RE = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
-_NAME_RE = re.compile(r"^[\x21-\x7e]{1,64}$")
 #: A launched secondary connects within seconds (it compiles its data path in the
 #: background, also on a first run); the margin is for a busy machine.
 LAUNCH_TIMEOUT = 30.0
 
 
-def _mac_text(value: object) -> str:
+def _mac_text(value: object, *, allow_default: bool = False) -> str:
     """A MAC from YAML: YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 integer, so say so."""
     if isinstance(value, int) and not isinstance(value, bool):
         raise ValueError(f"MAC read as the number {value}: quote MACs in the topology file, e.g. "
                          "mac: \"52:54:00:12:34:56\"")
-    if not isinstance(value, str):
-        raise ValueError(f"invalid MAC {value!r}: expected a quoted string XX:XX:XX:XX:XX:XX")
+    lang.mac(value, allow_default=allow_default)
+    assert isinstance(value, str)
     return value
 
 
 def _port(value: str) -> str:
-    if not _PORT_RE.fullmatch(value):
-        raise ValueError(f"invalid port {value!r}: expected TYPE:N such as ring:0, phy:1 or phy:0nq1")
+    lang.port_id(value)
     return value
 
 
@@ -92,8 +89,8 @@ class Vlan(_Model):
     """A VLAN option of a vf port: ``add`` (push/rewrite a tag) or ``del`` (strip)."""
 
     operation: Literal["add", "del"]
-    id: Annotated[int, Field(ge=0, le=4095)] = 0
-    pcp: Annotated[int, Field(ge=0, le=7)] = 0
+    id: Annotated[int, Field(ge=0, le=VID_MAX)] = 0
+    pcp: Annotated[int, Field(ge=0, le=PCP_MAX)] = 0
 
 
 class PortRef(_Model):
@@ -107,9 +104,14 @@ class PortRef(_Model):
     def _check_port(cls, value: str) -> str:
         return _port(value)
 
-    def words(self) -> str:
-        """The port (``phy:0nq1`` → ``phy:0 nq 1``) as the CLI writes it."""
-        return self.port.replace("nq", " nq ")
+    def add(self, process: vf.ProcessType, direction: str, name: str) -> vf.PortAdd:
+        """``port add`` of this port to component ``name``."""
+        vlan = None if self.vlan is None else vf.vlan_op(self.vlan.operation, self.vlan.id, self.vlan.pcp)
+        return vf.port_add(process, self.port, direction, name, vlan)
+
+    def delete(self, direction: str, name: str) -> vf.PortDel:
+        """``port del`` of this port from component ``name``."""
+        return vf.port_del(self.port, direction, name)
 
 
 def _port_ref(value: Any) -> Any:
@@ -120,17 +122,15 @@ class Component(_Model):
     """A component: name, type, core, rx and tx ports."""
 
     name: str
-    type: Literal["forward", "merge", "classifier", "mirror"]
-    core: Annotated[int, Field(ge=0)]
+    type: str
+    core: Annotated[int, Field(ge=0, le=CORE_MAX)]
     rx: list[PortRef] = Field(default_factory=list)
     tx: list[PortRef] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME_RE.fullmatch(value):
-            raise ValueError("must be 1-64 visible ASCII characters without spaces")
-        return value
+        return lang.name(value)
 
     @field_validator("rx", "tx", mode="before")
     @classmethod
@@ -145,15 +145,16 @@ class ClassifierEntry(_Model):
 
     mac: str
     port: str
-    vlan: Annotated[int, Field(ge=0, le=4095)] | None = None
+    vlan: Annotated[int, Field(ge=0, le=VID_MAX)] | None = None
 
     @field_validator("mac", mode="before")
     @classmethod
     def _mac(cls, value: object) -> str:
-        value = _mac_text(value)
-        if value != "default" and not _MAC_RE.fullmatch(value):
-            raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX or 'default'")
-        return value
+        return _mac_text(value, allow_default=True)
+
+    def command(self, action: str) -> vf.ClassifierTable:
+        """``classifier_table add|del`` of this entry."""
+        return vf.classifier_table(action, "mac" if self.vlan is None else "vlan", self.mac, self.port, self.vlan)
 
     @field_validator("port")
     @classmethod
@@ -173,10 +174,34 @@ class NfvPatch(_Model):
         return _port(value)
 
 
-class Process(_Model):
-    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier; an nfv's ports and patches."""
+class Capture(_Model):
+    """What an spp-pcap captures: ``port`` into ``out_dir`` (rotating at ``fsize``, keeping ``count`` files)."""
 
-    kind: Literal["vf", "mirror", "nfv"]
+    port: str
+    out_dir: str
+    fsize: Annotated[int, Field(ge=1)] | None = None
+    snaplen: Annotated[int, Field(ge=0)] | None = None
+    count: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _check_port(cls, value: str) -> str:
+        return _port(value)
+
+    def options(self) -> list[str]:
+        """spp-pcap's options (``-c PORT --out-dir DIR ...``) as ``pri; launch pcap`` takes them."""
+        words = ["-c", self.port, "--out-dir", self.out_dir]
+        for name, value in (("--fsize", self.fsize), ("--snaplen", self.snaplen), ("--count", self.count)):
+            if value is not None:
+                words += [name, str(value)]
+        return words
+
+
+class Process(_Model):
+    """A secondary: kind, client id, cores, copy mode (mirror), components, classifier; an nfv's ports and patches;
+    a pcap's capture (started unless ``start: false``)."""
+
+    kind: Literal["vf", "mirror", "nfv", "pcap"]
     client_id: Annotated[int, Field(ge=0)]
     cores: str | None = None
     copy_mode: Literal["shallow", "deep"] | None = Field(default=None, alias="copy")
@@ -185,21 +210,50 @@ class Process(_Model):
     ports: list[str] = Field(default_factory=list)
     patches: list[NfvPatch] = Field(default_factory=list)
     forward: bool = True
+    capture: Capture | None = None
+    start: bool = True
 
     @field_validator("ports")
     @classmethod
     def _check_ports(cls, value: list[str]) -> list[str]:
         return [_port(v) for v in value]
 
+    def commands(self) -> list[str]:
+        """This process's commands as :mod:`spp.lang` renders them (without the ``vf N;`` target)."""
+        if self.kind == "pcap":
+            return [lang.render(lang.Start())] if self.start else []
+        if self.kind == "nfv":
+            cmds: list[lang.Command] = [lang.AddPort(lang.port_id(p)) for p in self.ports if not p.startswith("phy:")]
+            cmds += [lang.Patch(lang.port_id(p.src), lang.port_id(p.dst)) for p in self.patches]
+            if self.forward and self.patches:
+                cmds.append(lang.Forward())
+            return [lang.render(c) for c in cmds]
+        process: vf.ProcessType = "vf" if self.kind == "vf" else "mirror"
+        steps: list[vf.Command] = [vf.component_start(process, c.name, c.core, c.type) for c in self.components]
+        for comp in self.components:
+            for direction, refs in (("rx", comp.rx), ("tx", comp.tx)):
+                steps += [ref.add(process, direction, comp.name) for ref in refs]
+        steps += [e.command("add") for e in self.classifier]
+        return [vf.render(c) for c in steps]
+
     @model_validator(mode="after")
     def _consistent(self) -> Process:
+        if self.kind == "pcap":
+            if self.capture is None:
+                raise ValueError("capture: a pcap needs one, e.g. capture: {port: phy:0, out_dir: /tmp/cap}")
+            if self.components or self.classifier or self.ports or self.patches or self.copy_mode is not None:
+                raise ValueError("a pcap has a capture, not components, classifier, ports, patches or copy")
+            return self
+        if self.capture is not None:
+            raise ValueError(f"capture: only a pcap has one (a {self.kind} has "
+                             f"{'ports and patches' if self.kind == 'nfv' else 'components'})")
         if self.kind == "nfv":
             if self.components or self.classifier or self.copy_mode is not None:
                 raise ValueError("an nfv has ports and patches, not components, classifier or copy")
             return self
         if self.ports or self.patches:
             raise ValueError(f"ports/patches: only an nfv has them (a {self.kind} has components)")
-        allowed = {"vf": ("forward", "merge", "classifier"), "mirror": ("mirror",)}[self.kind]
+        allowed = lang.COMPONENT_TYPES[self.kind]
         names: set[str] = set()
         for i, comp in enumerate(self.components):
             if comp.type not in allowed:
@@ -232,11 +286,11 @@ class Flow(_Model):
 class PortMirror(_Model):
     """A port mirror (docs/mirroring.md): copy ``source``'s traffic in ``direction`` to ``destination``."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    name: str
     source: str
     destination: str
     direction: Literal["rx", "tx", "both"] = "both"
-    vlan_filter: Annotated[str, Field(pattern=r"^[0-9][0-9,-]*$")] | None = None
+    vlan_filter: str | None = None
     src_mac: str | None = None
     dst_mac: str | None = None
     flow: Flow | None = None
@@ -248,14 +302,20 @@ class PortMirror(_Model):
     def _check_port(cls, value: str) -> str:
         return _port(value)
 
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return port_mirror.mirror_name(value)
+
+    @field_validator("vlan_filter")
+    @classmethod
+    def _check_vlan(cls, value: str | None) -> str | None:
+        return None if value is None else port_mirror.vlan_ranges(value)
+
     @field_validator("src_mac", "dst_mac", mode="before")
     @classmethod
     def _mac(cls, value: object) -> str | None:
-        if value is not None:
-            value = _mac_text(value)
-        if value is not None and not _MAC_RE.fullmatch(value):
-            raise ValueError(f"invalid MAC {value!r}: expected XX:XX:XX:XX:XX:XX")
-        return value
+        return None if value is None else _mac_text(value)
 
     @model_validator(mode="after")
     def _not_itself(self) -> PortMirror:
@@ -264,21 +324,12 @@ class PortMirror(_Model):
         return self
 
     def command(self) -> str:
-        """The ``pri; port_mirror add ...`` line."""
-        line = f"pri; port_mirror add {self.name} {self.source} {self.direction} {self.destination}"
-        if self.vlan_filter is not None:
-            line += f" vlan {self.vlan_filter}"
-        if self.src_mac is not None:
-            line += f" src_mac {self.src_mac}"
-        if self.dst_mac is not None:
-            line += f" dst_mac {self.dst_mac}"
-        if self.flow is not None:
-            line += f" flow {self.flow.words()}"
-        if self.snaplen:
-            line += f" snaplen {self.snaplen}"
-        if self.copy_mode != "shallow":
-            line += f" copy {self.copy_mode}"
-        return line
+        """The ``pri; port_mirror add ...`` line (:mod:`spp.lang.port_mirror` renders it)."""
+        flow = None if self.flow is None else self.flow.words().split()
+        return "pri; " + port_mirror.render(port_mirror.port_mirror_add(
+            self.name, self.source, self.direction, self.destination, vlan=self.vlan_filter, src_mac=self.src_mac,
+            dst_mac=self.dst_mac, snaplen=self.snaplen, copy=self.copy_mode,
+            flow=None if flow is None else (flow[0], flow[1], flow[2], flow[3], flow[4])))
 
 
 class Topology(_Model):
@@ -309,26 +360,7 @@ class Topology(_Model):
         """The topology as CLI command lines (what a ``playback`` recipe holds), launches excluded."""
         lines: list[str] = []
         for proc in self.processes:
-            target = f"{proc.kind} {proc.client_id};"
-            for comp in proc.components:
-                lines.append(f"{target} component start {comp.name} {comp.core} {comp.type}")
-            for comp in proc.components:
-                for direction, refs in (("rx", comp.rx), ("tx", comp.tx)):
-                    for ref in refs:
-                        line = f"{target} port add {ref.words()} {direction} {comp.name}"
-                        if ref.vlan is not None:
-                            line += (f" add_vlantag {ref.vlan.id} {ref.vlan.pcp}" if ref.vlan.operation == "add"
-                                     else " del_vlantag")
-                        lines.append(line)
-            lines += [f"{target} add {port}" for port in proc.ports if not port.startswith("phy:")]
-            lines += [f"{target} patch {patch.src} {patch.dst}" for patch in proc.patches]
-            if proc.kind == "nfv" and proc.forward and proc.patches:
-                lines.append(f"{target} forward")
-            for entry in proc.classifier:
-                if entry.vlan is None:
-                    lines.append(f"{target} classifier_table add mac {entry.mac} {entry.port}")
-                else:
-                    lines.append(f"{target} classifier_table add vlan {entry.vlan} {entry.mac} {entry.port}")
+            lines += [f"{proc.kind} {proc.client_id}; {text}" for text in proc.commands()]
         lines += [mirror.command() for mirror in self.port_mirrors]
         return lines
 
@@ -427,7 +459,7 @@ def down(client: RestClient, topology: Topology | None = None, *, log: Any = pri
         keys = [(p.kind, p.client_id) for p in topology.processes]
     else:
         keys = [(str(p["type"]), int(p["client-id"])) for p in client.get("/processes")
-                if p.get("type") in ("vf", "mirror", "nfv") and not p.get("error")]
+                if p.get("type") in ("vf", "mirror", "nfv", "pcap") and not p.get("error")]
     for kind, cid in keys:
         try:
             client.delete(f"/{kind}s/{cid}")

@@ -9,37 +9,25 @@ VLAN option, the VLAN of ``classifier_table`` as a string).  Bad input raises
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from spp import lang
 from spp.cli.client import CliError
+from spp.lang import port_mirror, vf
+from spp.lang.base import merge_nq
 
 SECONDARY_KINDS: Final = {"vf": "vfs", "mirror": "mirrors", "nfv": "nfvs", "pcap": "pcaps"}
-VF_COMPONENT_TYPES: Final = ("forward", "merge", "classifier")
-MIRROR_COMPONENT_TYPES: Final = ("mirror",)
-
 USAGE: Final[dict[str, str]] = {
-    "component": "component start NAME CORE_ID TYPE | component stop NAME",
-    "port": "port add RES_UID [nq Q] {rx|tx} NAME [add_vlantag VID PCP | del_vlantag] | "
-    "port del RES_UID [nq Q] {rx|tx} NAME",
-    "mirror_port": "port {add|del} RES_UID {rx|tx} NAME",
-    "classifier_table": "classifier_table {add|del} mac {MAC|default} RES_UID | "
-    "classifier_table {add|del} vlan VID {MAC|default} RES_UID",
     "pri": "pri; status | pri; clear | pri; [port] {add|del} PORT | pri; patch SRC DST | pri; patch reset | "
     "pri; forward | pri; stop | "
     "pri; launch {nfv|vf|mirror|pcap} CLIENT_ID [-l CORES] [-s HOST:PORT] [--copy shallow|deep] "
     "[-c PORT --out-dir DIR --fsize BYTES] | pri; exit | "
     "pri; port_mirror {list | add ... | del NAME}",
-    "port_mirror": "port_mirror list | port_mirror del NAME | port_mirror add NAME SOURCE {rx|tx|both} DESTINATION "
-    "[vlan 9,18-27] [src_mac MAC] [dst_mac MAC] [flow PROTO SIP SPORT DIP DPORT] [snaplen N] [copy shallow|deep]",
 }
-SECONDARY_SUBCOMMANDS: Final = ("status", "component", "port", "classifier_table", "exit")
-PRIMARY_SUBCOMMANDS: Final = ("status", "clear", "port", "add", "del", "patch", "forward", "stop", "launch",
-                              "port_mirror", "exit")
-
-_RES_RE: Final = re.compile(r"^[a-z]+:\d+(nq\d+)?$")
+#: The commands of ``vf N;`` (``mirror N;`` has all but classifier_table) and of ``pri;`` (spp.lang's lists).
+SECONDARY_SUBCOMMANDS: Final = vf.COMMANDS["vf"]
+PRIMARY_SUBCOMMANDS: Final = (*lang.COMMANDS["primary"][:-1], "port_mirror", "exit")
 
 
 @dataclass(frozen=True)
@@ -77,20 +65,6 @@ def split_target(line: str) -> Target | None:
     raise CliError(f"unknown process {head.strip()!r}: expected 'pri;', 'nfv N;', 'vf N;', 'mirror N;' or 'pcap N;'")
 
 
-def _resource(words: list[str], i: int, usage: str) -> tuple[str, int]:
-    """Read ``RES_UID [nq Q]`` at ``words[i]``; return ``(wire id, next index)``."""
-    if i >= len(words):
-        raise CliError(f"missing port; usage: {usage}")
-    res = words[i]
-    if not _RES_RE.fullmatch(res):
-        raise CliError(f"invalid port {res!r}: expected TYPE:N such as ring:0 or phy:0; usage: {usage}")
-    if i + 1 < len(words) and words[i + 1] == "nq":
-        if i + 2 >= len(words) or not words[i + 2].isdigit():
-            raise CliError(f"'nq' needs a queue number, e.g. {res} nq 1")
-        return f"{res}nq{words[i + 2]}", i + 3
-    return res, i + 1
-
-
 def translate_secondary(kind: str, client_id: int, words: list[str]) -> Request:
     """A ``vf N;`` / ``mirror N;`` / ``nfv N;`` / ``pcap N;`` subcommand as a REST request."""
     base = f"/{SECONDARY_KINDS[kind]}/{client_id}"
@@ -100,105 +74,36 @@ def translate_secondary(kind: str, client_id: int, words: list[str]) -> Request:
         except lang.CommandError as e:
             raise CliError(str(e)) from None
         return lang_request(parsed, base, kind)
-    if not words:
-        raise CliError(f"empty command for {kind} {client_id}; subcommands: {', '.join(SECONDARY_SUBCOMMANDS)}")
-    cmd = words[0]
-    if cmd == "status" and len(words) == 1:
-        return Request("GET", base)
-    if cmd == "exit" and len(words) == 1:
-        return Request("DELETE", base)
-    if cmd == "component":
-        return _component(kind, base, words)
-    if cmd == "port":
-        return _port(kind, base, words)
-    if cmd == "classifier_table":
-        if kind != "vf":
-            raise CliError("classifier_table is a spp_vf command; spp_mirror has no classifier")
-        return _classifier(base, words)
-    raise CliError(f"unknown {kind} command {' '.join(words)!r}; subcommands: {', '.join(SECONDARY_SUBCOMMANDS)}")
-
-
-def _component(kind: str, base: str, words: list[str]) -> Request:
-    usage = USAGE["component"]
-    types = VF_COMPONENT_TYPES if kind == "vf" else MIRROR_COMPONENT_TYPES
-    if len(words) == 5 and words[1] == "start":
-        _, _, name, core, ctype = words
-        if not core.isdigit():
-            raise CliError(f"invalid core {core!r}: expected a core id such as 2; usage: {usage}")
-        if ctype not in types:
-            raise CliError(f"invalid component type {ctype!r}: {kind} runs {', '.join(types)}")
-        return Request("POST", f"{base}/components", {"name": name, "core": int(core), "type": ctype})
-    if len(words) == 3 and words[1] == "stop":
-        return Request("DELETE", f"{base}/components/{words[2]}")
-    raise CliError(f"usage: {usage}")
-
-
-def _port(kind: str, base: str, words: list[str]) -> Request:
-    usage = USAGE["port"] if kind == "vf" else USAGE["mirror_port"]
-    if len(words) < 2 or words[1] not in ("add", "del"):
-        raise CliError(f"usage: {usage}")
-    action = "attach" if words[1] == "add" else "detach"
-    port, i = _resource(words, 2, usage)
-    if i + 1 >= len(words):
-        raise CliError(f"missing direction or component name; usage: {usage}")
-    direction, name = words[i], words[i + 1]
-    if direction not in ("rx", "tx"):
-        raise CliError(f"invalid direction {direction!r}: expected rx or tx; usage: {usage}")
-    rest = words[i + 2 :]
-    body: dict[str, Any] = {"action": action, "port": port, "dir": direction}
-    if action == "detach":
-        if rest:
-            raise CliError(f"unexpected {' '.join(rest)!r}; usage: {usage}")
-        return Request("PUT", f"{base}/components/{name}/ports", body)
-    if kind == "vf":
-        body["vlan"] = _vlan_option(rest, usage)
-    elif rest:
-        raise CliError(f"spp_mirror ports take no VLAN option; usage: {usage}")
-    return Request("PUT", f"{base}/components/{name}/ports", body)
-
-
-def _vlan_option(rest: list[str], usage: str) -> dict[str, Any]:
-    if not rest:
-        return {}
-    if rest[0] == "add_vlantag" and len(rest) == 3:
-        vid, pcp = rest[1], rest[2]
-        if not vid.isdigit() or not 0 <= int(vid) <= 4095:
-            raise CliError(f"invalid VLAN id {vid!r}: expected 0-4095")
-        if not pcp.isdigit() or not 0 <= int(pcp) <= 7:
-            raise CliError(f"invalid PCP {pcp!r}: expected 0-7")
-        return {"operation": "add", "id": int(vid), "pcp": int(pcp)}
-    if rest == ["del_vlantag"]:
-        return {"operation": "del", "id": 0, "pcp": 0}
-    raise CliError(f"invalid VLAN option {' '.join(rest)!r}; usage: {usage}")
-
-
-def _classifier(base: str, words: list[str]) -> Request:
-    usage = USAGE["classifier_table"]
-    if len(words) < 2 or words[1] not in ("add", "del"):
-        raise CliError(f"usage: {usage}")
-    action = words[1]
-    if len(words) == 5 and words[2] == "mac":
-        mac, port = words[3], words[4]
-        body: dict[str, Any] = {"action": action, "type": "mac", "mac_address": _mac(mac, usage), "port": port}
-    elif len(words) == 6 and words[2] == "vlan":
-        vid, mac, port = words[3], words[4], words[5]
-        if not vid.isdigit() or not 0 <= int(vid) <= 4095:
-            raise CliError(f"invalid VLAN id {vid!r}: expected 0-4095")
-        body = {"action": action, "type": "vlan", "vlan": vid, "mac_address": _mac(mac, usage), "port": port}
-    else:
-        raise CliError(f"usage: {usage}")
-    if not _RES_RE.fullmatch(port):
-        raise CliError(f"invalid port {port!r}: expected TYPE:N such as ring:0; usage: {usage}")
-    return Request("PUT", f"{base}/classifier_table", body)
-
-
-def _mac(mac: str, usage: str) -> str:
     try:
-        lang.mac(mac, allow_default=True)
-    except lang.CommandError:
-        raise CliError(f"invalid MAC address {mac!r}: expected XX:XX:XX:XX:XX:XX or 'default'; "
-                       f"usage: {usage}") from None
-    return mac
+        cmd = vf.parse_words(merge_nq(words), "vf" if kind == "vf" else "mirror")
+    except lang.CommandError as e:
+        raise CliError(str(e)) from None
+    return vf_request(cmd, base, kind)
+
+
+def vf_request(cmd: vf.Command, base: str, kind: str) -> Request:
+    """The REST request of SPP's CLI for a command of :mod:`spp.lang.vf` sent to ``base``."""
+    if isinstance(cmd, lang.Status):
+        return Request("GET", base)
+    if isinstance(cmd, lang.Exit):
+        return Request("DELETE", base)
+    if isinstance(cmd, vf.ComponentStart):
+        return Request("POST", f"{base}/components", {"name": cmd.name, "core": cmd.core, "type": cmd.ctype})
+    if isinstance(cmd, vf.ComponentStop):
+        return Request("DELETE", f"{base}/components/{cmd.name}")
+    if isinstance(cmd, vf.PortAdd | vf.PortDel):
+        body: dict[str, Any] = {"action": "attach" if isinstance(cmd, vf.PortAdd) else "detach",
+                                "port": str(cmd.port), "dir": cmd.direction}
+        if isinstance(cmd, vf.PortAdd) and kind == "vf":  # SPP's CLI sends "vlan": {} without an option
+            vlan = cmd.vlan
+            body["vlan"] = {} if vlan is None else {"operation": vlan.operation, "id": vlan.vid, "pcp": vlan.pcp}
+        return Request("PUT", f"{base}/components/{cmd.name}/ports", body)
+    if cmd.vlan is None:
+        body = {"action": cmd.action, "type": "mac", "mac_address": cmd.spelled, "port": str(cmd.port)}
+    else:  # SPP's CLI sends the VLAN id as a string
+        body = {"action": cmd.action, "type": "vlan", "vlan": str(cmd.vlan), "mac_address": cmd.spelled,
+                "port": str(cmd.port)}
+    return Request("PUT", f"{base}/classifier_table", body)
 
 
 def lang_request(cmd: lang.Command, base: str, kind: str) -> Request:
@@ -229,72 +134,34 @@ def lang_request(cmd: lang.Command, base: str, kind: str) -> Request:
 
 def translate_primary(words: list[str], secondary_addr: str) -> Request:
     """A ``pri;`` subcommand as a REST request (``launch`` fills the secondary address)."""
-    usage = USAGE["pri"]
-    if words and words[0] in ("add", "del", "patch", "forward", "stop"):
-        try:
-            return lang_request(lang.parse_words(words, "primary"), "/primary", "primary")
-        except lang.CommandError as e:
-            raise CliError(str(e)) from None
-    if words == ["status"]:
-        return Request("GET", "/primary/status")
-    if words == ["clear"]:
-        return Request("DELETE", "/primary/status")
-    if words == ["exit"]:
-        return Request("DELETE", "/primary")
-    if len(words) == 3 and words[0] == "port" and words[1] in ("add", "del"):
-        return Request("PUT", "/primary/ports", {"action": words[1], "port": words[2]})
     if words and words[0] == "launch":
-        return _launch(words[1:], secondary_addr, usage)
-    if words and words[0] == "port_mirror":
-        return _port_mirror(words[1:])
-    raise CliError(f"usage: {usage}")
+        return _launch(words[1:], secondary_addr, USAGE["pri"])
+    try:
+        if words and words[0] == "port_mirror":
+            return port_mirror_request(port_mirror.parse_words(merge_nq(words[1:])))
+        return lang_request(lang.parse_words(words, "primary"), "/primary", "primary")
+    except lang.CommandError as e:
+        raise CliError(str(e)) from None
 
 
-def _port_mirror(args: list[str]) -> Request:
-    """``port_mirror list|del NAME|add NAME SOURCE DIR DEST [options]`` → ``/v1/port_mirrors``."""
-    usage = USAGE["port_mirror"]
-    if args == ["list"]:
+def port_mirror_request(cmd: port_mirror.Command) -> Request:
+    """``port_mirror list|del NAME|add ...`` → ``/v1/port_mirrors`` (the body of spp-ctl's REST API)."""
+    if isinstance(cmd, port_mirror.PortMirrorList):
         return Request("GET", "/port_mirrors")
-    if len(args) == 2 and args[0] == "del":
-        return Request("DELETE", f"/port_mirrors/{args[1]}")
-    if len(args) < 5 or args[0] != "add":
-        raise CliError(f"usage: {usage}")
-    _, name, source, direction, destination, *rest = args
-    if direction not in ("rx", "tx", "both"):
-        raise CliError(f"invalid direction {direction!r}: expected rx, tx or both; usage: {usage}")
-    body: dict[str, Any] = {"name": name, "source": source, "direction": direction, "destination": destination}
-    i = 0
-    while i < len(rest):
-        opt = rest[i]
-        if opt == "flow":
-            if len(rest) - i - 1 < 5:
-                raise CliError("flow needs 5 words: PROTO SIP SPORT DIP DPORT (each may be '*')")
-            proto, sip, sport, dip, dport = rest[i + 1 : i + 6]
-            flow: dict[str, Any] = {}
-            for key, value in (("proto", proto), ("src", sip), ("sport", sport), ("dst", dip), ("dport", dport)):
-                if value != "*":
-                    flow[key] = int(value) if key in ("sport", "dport") and value.isdigit() else value
-            body["flow"] = flow
-            i += 6
-            continue
-        if i + 1 >= len(rest):
-            raise CliError(f"option {opt!r} needs a value; usage: {usage}")
-        value = rest[i + 1]
-        if opt == "vlan":
-            body["vlan_filter"] = value
-        elif opt in ("src_mac", "dst_mac"):
-            body[opt] = _mac(value, usage)
-        elif opt == "snaplen":
-            if not value.isdigit():
-                raise CliError(f"invalid snaplen {value!r}: expected a number of bytes")
-            body["snaplen"] = int(value)
-        elif opt == "copy":
-            if value not in ("shallow", "deep"):
-                raise CliError(f"invalid copy {value!r}: expected shallow or deep")
-            body["copy"] = value
-        else:
-            raise CliError(f"unknown port_mirror option {opt!r}; usage: {usage}")
-        i += 2
+    if isinstance(cmd, port_mirror.PortMirrorDel):
+        return Request("DELETE", f"/port_mirrors/{cmd.name}")
+    body: dict[str, Any] = {"name": cmd.name, "source": str(cmd.source), "direction": cmd.direction,
+                            "destination": str(cmd.destination)}
+    for key, value in (("vlan_filter", cmd.vlan), ("src_mac", cmd.src_mac), ("dst_mac", cmd.dst_mac)):
+        if value is not None:
+            body[key] = value
+    if cmd.flow is not None:
+        body["flow"] = {key: int(value) if key in ("sport", "dport") and value.isdigit() else value
+                        for key, value in zip(port_mirror.FLOW_FIELDS, cmd.flow, strict=True) if value != "*"}
+    if cmd.snaplen:
+        body["snaplen"] = cmd.snaplen
+    if cmd.copy != "shallow":
+        body["copy"] = cmd.copy
     return Request("POST", "/port_mirrors", body)
 
 

@@ -44,22 +44,14 @@ from typing import Any
 from spp.components.base import COMPONENT_TYPES, Component, ComponentError
 from spp.components.classifier import Classifier, build_table
 from spp.components.vlan import NO_VLAN, VlanOp
-from spp.control.commands import (
-    Command,
-    CommandError,
-    ComponentStart,
-    ComponentStop,
-    Direction,
-    Exit,
-    PortAdd,
-    PortDel,
-    ProcessType,
-    Status,
-    parse,
-)
 from spp.control.validate import check_port
 from spp.control.warmup import DataPathCompiler
 from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
+from spp.lang.base import VID_MAX, CommandError, Exit, Status, integer
+from spp.lang.base import direction as lang_direction
+from spp.lang.vf import Command, ComponentStart, ComponentStop, Direction, PortAdd, PortDel, ProcessType, parse
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
 from spp.ports.base import Port, PortError, PortId, PortTable, driver_types
 from spp.runtime.dataplane import PORT_TYPES, Dataplane
 
@@ -80,14 +72,12 @@ class ManagerError(ValueError):
     """A command cannot be applied in the current state; nothing was changed."""
 
 
-def success(**extra: Any) -> dict[str, Any]:
-    """SPP's success reply (with ``info`` etc. when given)."""
-    return {"results": [{"result": "success"}], **extra}
-
-
-def error_reply(message: str) -> dict[str, Any]:
-    """SPP's error reply carrying ``message``."""
-    return {"results": [{"result": "error", "error_details": {"message": message}}]}
+def _checked(check: Callable[[], object]) -> None:
+    """Run a :mod:`spp.lang` check for a caller of the Python API; its error becomes a :class:`ManagerError`."""
+    try:
+        check()
+    except CommandError as e:
+        raise ManagerError(str(e)) from None
 
 
 def _component_types() -> dict[str, Callable[[Dataplane, str, int], Component]]:
@@ -266,8 +256,7 @@ class Manager:
             self._check_open()
             self._check_resource(pid)  # a bad resource id is the first thing to report
             c = self._get(name)
-            if direction not in ("rx", "tx"):
-                raise ManagerError(f"invalid direction {direction!r}: expected rx or tx")
+            _checked(lambda: lang_direction(direction))
             if vlan is not None and self.process != "vf":
                 raise ManagerError(f"spp-{self.process} has no VLAN options: expected port add RES_UID "
                                    "{rx|tx} NAME")
@@ -465,8 +454,8 @@ class Manager:
         return None
 
     def _table_key(self, vlan: int | None, mac: str | None) -> tuple[int | None, str | None]:
-        if vlan is not None and not 0 <= vlan <= 4095:
-            raise ManagerError(f"invalid VLAN id '{vlan}': must be 0..4095")
+        if vlan is not None:
+            _checked(lambda: integer(vlan, "VLAN id", 0, VID_MAX))
         return (vlan, None if mac is None else mac.lower())
 
     def _release(self, pid: PortId) -> None:

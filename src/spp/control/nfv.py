@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from spp import lang, ops
-from spp.control.manager import error_reply, success
 from spp.control.patch import PatchError, PatchPanel
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
 from spp.runtime.dataplane import Dataplane
 
 log = logging.getLogger("spp.nfv")

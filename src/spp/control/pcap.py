@@ -14,6 +14,10 @@ Capturing never takes traffic away from the port's user:
 * any other port (ring, vhost, tap, ...) is tapped by a *shared, shallow* port mirror
   (``pcapN``, direction rx) to ``ring:R`` (``--ring``, default the stack's last ring),
   attached by whichever process receives on the port; spp-pcap reads ``ring:R``.
+  A ring that nobody receives on (another process only sends to it) has nobody to
+  attach the tap: when its frames wait ``ORPHAN_AFTER`` seconds with nobody dequeuing
+  them, spp-pcap receives from the ring itself (``status``: ``"self_rx": true``) until
+  the capture stops, taking nothing from anyone.
 
 Two threads, SPP's roles: *receive* (bursts from the source, copies the first
 ``--snaplen`` bytes of each frame with its time and original length into a bounded
@@ -44,9 +48,11 @@ from typing import Any, BinaryIO, Final
 import numpy as np
 
 from spp import lang, ops
-from spp.control.manager import error_reply, success
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
 from spp.ports.base import Port, PortError, PortId, PortTable
 from spp.runtime.dataplane import M_LEN, M_OFF, M_ORIGLEN, Dataplane
+from spp.runtime.ringcore import C_TAIL, ring_count
 
 log = logging.getLogger("spp.pcap")
 
@@ -59,6 +65,9 @@ LINKTYPE_ETHERNET: Final = 1
 QUEUE_MAX: Final = 65536
 DEFAULT_FSIZE: Final = 1_000_000_000
 BURST: Final = 32
+#: How long frames may wait in a tapped ring that nobody dequeues before spp-pcap
+#: receives them itself (seconds; longer than any pause of a live consumer).
+ORPHAN_AFTER: Final = 0.5
 
 Clock = Callable[[], int]
 
@@ -211,6 +220,7 @@ class Pcap:
         self._lock = threading.RLock()
         self._mirror: str | None = None
         self._agent: Any = None
+        self.self_rx = False
 
     @property
     def running(self) -> bool:
@@ -248,6 +258,7 @@ class Pcap:
                 "captured": self.captured,
                 "dropped": self.dropped,
                 "files": [str(p) for p in self.writer.files] if self.writer else [],
+                "self_rx": self.self_rx,
             }
             if self.error is not None:
                 info["error"] = self.error
@@ -265,6 +276,7 @@ class Pcap:
             source = self._source()
             self.error = None
             self.dropped = self.captured = 0
+            self.self_rx = False
             self.writer = CaptureWriter(self.out_dir, self.port, fsize=self.fsize, count=self.count,
                                         snaplen=self.snaplen, clock=self.clock)
             self._stop.clear()
@@ -282,15 +294,19 @@ class Pcap:
                 if t is not threading.current_thread():
                     t.join(10)
             self._threads = []
-            if self._mirror is not None:
-                from spp.mirror import MirrorError
-
-                try:
-                    self._agent.unregister(self._mirror)
-                except MirrorError as e:
-                    log.warning("removing the tap %s: %s", self._mirror, e)
-                self._mirror = None
+            self._untap()
             self.ports.close_all()
+
+    def _untap(self) -> None:
+        """Remove the tap's shared mirror, if there is one."""
+        name, self._mirror = self._mirror, None
+        if name is not None:
+            from spp.mirror import MirrorError
+
+            try:
+                self._agent.unregister(name)
+            except MirrorError as e:
+                log.warning("removing the tap %s: %s", name, e)
 
     def exit(self) -> None:
         self.stop()
@@ -323,14 +339,44 @@ class Pcap:
                 raise
             raise CaptureError(f"cannot capture {self.port}: {e}") from None
 
+    def _orphaned(self) -> Callable[[], bool] | None:
+        """For a tapped ring: a check that is True once its frames wait unread for ``ORPHAN_AFTER`` s."""
+        if self.port.ptype != "ring":
+            return None
+        ctrl = self.dp.ring_ctrl[self.port.index]
+        seen = [int(ctrl[C_TAIL]), time.monotonic()]
+
+        def orphaned() -> bool:
+            tail, now = int(ctrl[C_TAIL]), time.monotonic()
+            if tail != seen[0] or not ring_count(ctrl):  # someone dequeues, or nothing waits
+                seen[:] = [tail, now]
+                return False
+            return now - seen[1] >= ORPHAN_AFTER
+
+        return orphaned
+
     def _receive(self, port: Port) -> None:
         dp = self.dp
         bufs = np.empty(BURST, np.int32)
         snap = self.snaplen
         idle = 0
+        sources = [port]
+        orphaned = self._orphaned()
+        next_check = 0.0
         while True:
             stopping = self._stop.is_set()
-            k = port.rx_burst(bufs)
+            if orphaned is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + ORPHAN_AFTER / 10
+                if orphaned():  # nobody receives on the ring: receive from it here, without the tap
+                    self._untap()
+                    sources.append(self.ports.get(self.port))
+                    self.self_rx, orphaned = True, None
+                    log.info("nobody receives on %s: spp-pcap receives from it itself", self.port)
+            k = 0
+            for src in sources:
+                k = src.rx_burst(bufs)
+                if k:
+                    break
             if k:
                 idle = 0
                 now = self.clock()

@@ -69,6 +69,7 @@ import numpy as np
 from spp import lang
 from spp.control.patch import PatchError, PatchPanel
 from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
+from spp.lang.wire import command_text, encode_reply, error, receive_command, success
 from spp.mirror import handle_port_mirror_command
 from spp.ports.base import PortId
 from spp.ports.native import RING_ACTIVE
@@ -80,29 +81,12 @@ from spp.runtime.stats import row_to_dict
 
 LOG = logging.getLogger("spp.primary")
 
-VALID_COMMANDS: Final = (
-    "status",
-    "clear",
-    "port add ring:N",
-    "port del ring:N",
-    "launch CLIENT_ID PROC_NAME JSON",
-    "add PORT",
-    "del PORT",
-    "patch SRC DST",
-    "patch reset",
-    "forward",
-    "stop",
-    "port_mirror {add|del|list} ...",
-    "exit",
-)
-
 #: SPP's process names, and ours, to the kind of secondary they start.
 PROC_KINDS: Final[Mapping[str, str]] = lang.LAUNCH_KINDS
 DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {k: f"spp-{k}" for k in ("nfv", "vf", "mirror", "pcap")}
 #: Options of the launch body's ``app`` passed on to a launched pcap (SPP's and ours).
 PCAP_APP_OPTIONS: Final = ("-c", "--out-dir", "--fsize", "--snaplen", "--count")
 DEFAULT_SECONDARY_PORT: Final = 6666
-RECV_SIZE: Final = 4096
 GET_CLIENT_ID: Final = "_get_client_id"
 CHILD_STOP_TIMEOUT: Final = 5.0
 #: Longest the primary holds the stack's workers while it waits for all of them to pause (s).
@@ -114,16 +98,6 @@ RECLAIM_BACKOFF_MAX: Final = 30.0
 
 class CommandFailed(Exception):
     """A command cannot be carried out; the message is sent back to spp-ctl."""
-
-
-def success(**extra: Any) -> dict[str, Any]:
-    """SPP's success reply, with extra top-level keys."""
-    return {"results": [{"result": "success"}], **extra}
-
-
-def error(message: str) -> dict[str, Any]:
-    """SPP's error reply carrying ``message``."""
-    return {"results": [{"result": "error", "error_details": {"message": message}}]}
 
 
 @dataclass
@@ -279,31 +253,24 @@ class Primary:
             try:
                 if words and words[0] == "port_mirror":  # the shared mirror registry (docs/mirroring.md)
                     return handle_port_mirror_command(self.dp, words)
-                if words == ["status"]:
-                    return success(info=self.status_info())
-                if words == ["clear"]:
-                    self.clear()
-                    return success()
-                if words == ["exit"]:
-                    self.exit_requested.set()
-                    return success()
-                if len(words) == 3 and words[0] == "port" and words[1] in ("add", "del"):
-                    self.port(words[1], words[2])
-                    return success()
-                if words and words[0] in ("add", "del", "patch", "forward", "stop", "launch"):
-                    return self.apply(lang.parse(text, "primary"))
+                return self.apply(lang.parse(text, "primary"))
             except (CommandFailed, lang.CommandError, PatchError) as exc:
                 LOG.info("%r failed: %s", text, exc)
                 return error(str(exc))
             except Exception as exc:  # a bug must not kill the connection loop
                 LOG.exception("%r: internal error", text)
                 return error(f"internal error: {exc}")
-        return error(f"unknown command {text[:60]!r}; valid commands: {', '.join(VALID_COMMANDS)}")
 
     def apply(self, cmd: lang.Command) -> dict[str, Any]:
-        """The forwarder's commands and ``launch``, parsed by :mod:`spp.lang`."""
+        """Carry out a command of the primary's grammar (:mod:`spp.lang.panel`)."""
         fwd = self.forwarder
-        if isinstance(cmd, lang.AddPort):
+        if isinstance(cmd, lang.Status):
+            return success(info=self.status_info())
+        if isinstance(cmd, lang.Clear):
+            self.clear()
+        elif isinstance(cmd, lang.Exit):
+            self.exit_requested.set()
+        elif isinstance(cmd, lang.AddPort):
             self.port("add", str(cmd.port))
         elif isinstance(cmd, lang.DelPort):
             self.port("del", str(cmd.port))
@@ -317,7 +284,7 @@ class Primary:
             fwd.stop()
         elif isinstance(cmd, lang.Launch):
             self.launch(cmd)
-        else:  # pragma: no cover - handle() routes only the commands above here
+        else:  # pragma: no cover - every command of the grammar is handled above
             raise CommandFailed(f"{lang.render(cmd)!r} is not handled here")
         return success()
 
@@ -495,22 +462,6 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def _receive_command(sock: socket.socket) -> bytes:
-    """One command: one read, continued while reads come back exactly full (SPP's reader)."""
-    data = sock.recv(RECV_SIZE)
-    chunk = data
-    while len(chunk) == RECV_SIZE:
-        sock.settimeout(0.05)
-        try:
-            chunk = sock.recv(RECV_SIZE)
-        except TimeoutError:
-            break
-        data += chunk
-        if not chunk:
-            break
-    return data
-
-
 #: How often the primary looks for dead members of its stack (seconds).
 WATCH_PERIOD: Final = 0.5
 
@@ -557,7 +508,7 @@ def serve(primary: Primary, host: str, port: int, stop: threading.Event,
             while not stop.is_set():
                 sock.settimeout(0.2)
                 try:
-                    data = _receive_command(sock)
+                    data = receive_command(sock)
                 except TimeoutError:
                     primary.reap()
                     continue
@@ -567,15 +518,15 @@ def serve(primary: Primary, host: str, port: int, stop: threading.Event,
                 if not data:
                     LOG.warning("spp-ctl closed the connection; reconnecting")
                     break
-                text = data.decode("ascii", errors="replace")
+                text = command_text(data)
                 refused = refusal(text)
-                if text.strip("\0\r\n\t ") == GET_CLIENT_ID:  # spp-ctl asks who we are
+                if text == GET_CLIENT_ID:  # spp-ctl asks who we are
                     reply = success(process_type="primary", **identity())
                 else:
                     reply = success() if refused is not None else primary.handle(text)
                 try:
                     sock.settimeout(5.0)
-                    sock.sendall(json.dumps(reply).encode() + b"\n")
+                    sock.sendall(encode_reply(reply))
                 except OSError as exc:
                     LOG.warning("cannot answer spp-ctl: %s", exc)
                     break

@@ -21,7 +21,6 @@ SIGINT stop it cleanly: workers stopped, buffered frames sent, ports closed.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import select
@@ -33,10 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spp.control.commands import ProcessType, tokenize
-from spp.control.manager import Manager, error_reply, success
+from spp.control.manager import Manager
 from spp.control.reconnect import BACKOFF_MAX, Backoff, identity, refusal
 from spp.lang import parse_cores
+from spp.lang.base import tokenize
+from spp.lang.vf import ProcessType
+from spp.lang.wire import command_text, encode_reply, receive_command, success
+from spp.lang.wire import error as error_reply
 from spp.mirror import MirrorAgent, handle_port_mirror_command
 from spp.ops import add_log_options, add_version, notify_ready, setup_logging
 from spp.ports.base import PortTable
@@ -45,7 +47,6 @@ from spp.runtime.dataplane import Dataplane
 log = logging.getLogger("spp.secondary")
 
 GET_CLIENT_ID = "_get_client_id"
-RECV_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,11 @@ class SecondaryClient:
             ready, _, _ = select.select([sock], [], [], 0.2)
             if not ready:
                 continue
-            data = sock.recv(RECV_SIZE)
+            data = receive_command(sock)
             if not data:
                 log.warning("spp-ctl closed the connection; reconnecting")
                 return False
-            line = data.decode("ascii", errors="replace").strip("\0\r\n\t ")
+            line = command_text(data)
             if not line:
                 continue
             if tokenize(line) == ["exit"]:
@@ -255,7 +256,7 @@ class SecondaryClient:
 
     @staticmethod
     def _send(sock: socket.socket, reply: dict[str, Any]) -> None:
-        sock.sendall((json.dumps(reply, separators=(",", ":")) + "\n").encode())
+        sock.sendall(encode_reply(reply))
 
 
 def run(process: ProcessType, argv: Sequence[str] | None = None) -> int:

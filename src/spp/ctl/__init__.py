@@ -8,9 +8,9 @@ the process's JSON reply is translated back.
 
 Layers (each one knows nothing of the layers above it):
 
-- :mod:`spp.ctl.commands`   -- pure functions: validate typed arguments and
-  build the wire command strings.
-- :mod:`spp.ctl.protocol`   -- framing of replies on the wire.
+- :mod:`spp.ctl.commands`   -- typed arguments to the wire command strings, through
+  :mod:`spp.lang` (the one command layer: its checks, its rendering).
+- :mod:`spp.ctl.protocol`   -- reply results; the framing is :mod:`spp.lang.wire`'s.
 - :mod:`spp.ctl.connection` -- one TCP connection to one process, one command
   in flight at a time, with a timeout.
 - :mod:`spp.ctl.controller` -- the process registry and the typed operations

@@ -1,279 +1,142 @@
-"""Validate typed arguments and build the plain-text commands of the wire.
+"""The wire commands spp-ctl sends, built from typed arguments by :mod:`spp.lang`.
 
-Every function here is pure: it either returns the exact command string to
-send to a process, or raises :class:`~spp.ctl.errors.InvalidArgument` naming
-the offending field.  The REST models reuse the ``check_*`` functions so that
-both front ends accept exactly the same values.
-
-Wire grammar (SPEC section 3)::
-
-    status
-    exit
-    component start NAME CORE_ID TYPE
-    component stop NAME
-    port add RES_UID [nq Q] {rx|tx} NAME [add_vlantag VID PCP | del_vlantag]
-    port del RES_UID [nq Q] {rx|tx} NAME
-    classifier_table {add|del} mac {MAC|default} RES_UID
-    classifier_table {add|del} vlan VID {MAC|default} RES_UID
-
-and, to the primary::
-
-    status
-    clear
-    exit
-    port {add|del} RES_UID [nq Q]
-    launch CLIENT_ID PROC_NAME JSON
+Every function here is pure: it returns the exact command text :mod:`spp.lang`
+renders, or raises :class:`~spp.ctl.errors.InvalidArgument` naming the offending
+field with :mod:`spp.lang`'s reason (the same check the process makes, made before
+anything is sent).  The REST models reuse the ``check_*`` adapters.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from spp import lang
 from spp.ctl.errors import InvalidArgument
+from spp.lang import vf
 
 Direction = Literal["rx", "tx"]
 VlanOperation = Literal["add", "del", "none"]
 TableAction = Literal["add", "del"]
 TableType = Literal["mac", "vlan"]
 
-PORT_TYPES: Final = ("phy", "ring", "vhost", "pcap", "nullpmd", "tap", "memif")
-"""Port types accepted in a resource id ``TYPE:N``."""
+T = TypeVar("T")
 
-COMPONENT_TYPES: Final[Mapping[str, frozenset[str]]] = {
-    "vf": frozenset({"forward", "merge", "classifier"}),
-    "mirror": frozenset({"mirror"}),
-}
-"""Component types each secondary kind accepts; kinds not listed accept any."""
-
-VLAN_ID_MAX: Final = 4095
-VLAN_PCP_MAX: Final = 7
-NAME_MAX_LEN: Final = 64
-
-_PORT_RE: Final = re.compile(r"^(?P<type>[a-z]+):(?P<num>[0-9]{1,9})(?:nq(?P<queue>[0-9]{1,9}))?$")
-_NAME_RE: Final = re.compile(r"^[\x21-\x7e]+$")
-_INT_RE: Final = re.compile(r"^[0-9]{1,9}$")
+#: The largest client id (SPP's CLI and the primary's ``launch`` agree).
+CLIENT_ID_MAX: Final = 255
 
 
 @dataclass(frozen=True)
 class VlanTag:
-    """A VLAN option of ``port add``.
-
-    ``operation`` ``"add"`` needs ``vid`` (0-4095) and ``pcp`` (0-7);
-    ``"del"`` and ``"none"`` ignore them.
-    """
+    """A VLAN option of ``port add``: ``add`` needs ``vid`` (0-4095) and ``pcp`` (0-7)."""
 
     operation: VlanOperation
     vid: int = 0
     pcp: int = 0
 
 
-# -- argument checks ---------------------------------------------------------
+def checked(build: Callable[[], T]) -> T:
+    """Run a :mod:`spp.lang` constructor; its :class:`~spp.lang.CommandError` becomes :class:`InvalidArgument`."""
+    try:
+        return build()
+    except lang.CommandError as exc:
+        raise InvalidArgument(exc.field or "body", exc.reason) from None
 
 
-def check_int(field: str, value: object, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int within ``[low, high]``.
+# -- argument checks (REST models) ------------------------------------------------
 
-    Accepts an ``int`` (not a ``bool``) or a string of decimal digits such as
-    ``"101"`` (SPP's CLI sends some numbers as strings).
-    """
-    if isinstance(value, bool):
-        raise InvalidArgument(field, "must be an integer")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
-        number = int(value.strip())
-    else:
-        raise InvalidArgument(field, "must be an integer")
-    if number < low or (high is not None and number > high):
-        bound = f"{low}-{high}" if high is not None else f">= {low}"
-        raise InvalidArgument(field, f"must be in range {bound}, got {number}")
-    return number
+
+def check_int(field: str, value: object, low: int, high: int) -> int:
+    """``value`` (an int or a string of digits) within ``[low, high]``."""
+    return checked(lambda: lang.integer(value, field, low, high, field=field))
 
 
 def check_name(field: str, value: object) -> str:
-    """Return ``value`` if it is a usable component/process name.
-
-    A name is 1-64 visible ASCII characters: no whitespace, so it stays one
-    token of the space-separated wire command.
-    """
-    if not isinstance(value, str):
-        raise InvalidArgument(field, "must be a string")
-    if not value:
-        raise InvalidArgument(field, "must not be empty")
-    if len(value) > NAME_MAX_LEN:
-        raise InvalidArgument(field, f"must be at most {NAME_MAX_LEN} characters")
-    if not _NAME_RE.fullmatch(value):
-        raise InvalidArgument(field, "must be visible ASCII characters without spaces")
-    return value
+    """A component name: 1-64 visible ASCII characters (one token of the wire)."""
+    return checked(lambda: lang.name(value, field=field))
 
 
 def check_port(field: str, value: object) -> str:
-    """Return the wire form of a resource id, e.g. ``"ring:0"``.
-
-    Accepts ``TYPE:N`` with TYPE one of :data:`PORT_TYPES`, and the
-    multi-queue form ``phy:NnqQ`` which becomes ``"phy:N nq Q"``.
-    """
-    if not isinstance(value, str):
-        raise InvalidArgument(field, "must be a string")
-    match = _PORT_RE.fullmatch(value)
-    if match is None or match["type"] not in PORT_TYPES:
-        raise InvalidArgument(
-            field,
-            f"must be TYPE:N with TYPE one of {', '.join(PORT_TYPES)} (or phy:NnqQ), got {value!r}",
-        )
-    uid = f"{match['type']}:{int(match['num'])}"
-    if match["queue"] is None:
-        return uid
-    if match["type"] != "phy":
-        raise InvalidArgument(field, f"only phy ports have queues, got {value!r}")
-    return f"{uid} nq {int(match['queue'])}"
+    """The wire form of a resource id (``phy:0nq1`` → ``phy:0 nq 1``)."""
+    return lang.wire_res(checked(lambda: lang.port_id(value, field=field)))
 
 
 def check_mac(field: str, value: object) -> str:
-    """Return ``value`` if it is ``"default"`` or a MAC ``XX:XX:XX:XX:XX:XX``.
-
-    The address is passed on as given (case preserved).
-    """
-    if not isinstance(value, str):
-        raise InvalidArgument(field, "must be a string")
-    try:
-        lang.mac(value, allow_default=True)
-    except lang.CommandError:
-        raise InvalidArgument(field, f"must be a MAC address XX:XX:XX:XX:XX:XX or 'default', got {value!r}") from None
+    """``value`` if it is ``default`` or a MAC ``XX:XX:XX:XX:XX:XX`` (passed on as given)."""
+    checked(lambda: lang.mac(value, allow_default=True, field=field))
+    assert isinstance(value, str)
     return value
 
 
-def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        expected = " or ".join(f"'{c}'" for c in choices)
-        raise InvalidArgument(field, f"must be {expected}")
-    return value
-
-
-def check_vlan_tag(tag: VlanTag) -> VlanTag:
-    """Check the ranges of a :class:`VlanTag` and return it."""
-    check_choice("vlan.operation", tag.operation, ("add", "del", "none"))
-    if tag.operation == "add":
-        check_int("vlan.id", tag.vid, 0, VLAN_ID_MAX)
-        check_int("vlan.pcp", tag.pcp, 0, VLAN_PCP_MAX)
-    return tag
-
-
-def check_component_type(kind: str, value: object) -> str:
-    """Return ``value`` if a ``kind`` secondary runs components of that type."""
-    allowed = COMPONENT_TYPES.get(kind)
-    if allowed is None:
-        return check_name("type", value)
-    return check_choice("type", value, tuple(sorted(allowed)))
-
-
-# -- command builders --------------------------------------------------------
+# -- command builders ----------------------------------------------------------------
 
 
 def status() -> str:
     """``status``: ask a process for its status (secondaries and primary)."""
-    return "status"
+    return lang.render(lang.Status())
 
 
 def exit_process() -> str:
     """``exit``: ask a process to terminate."""
-    return "exit"
+    return lang.render(lang.Exit())
 
 
 def clear() -> str:
     """``clear``: reset the primary's port counters."""
-    return "clear"
+    return lang.render(lang.Clear())
 
 
 def component_start(kind: str, name: str, core: int, ctype: str) -> str:
-    """``component start NAME CORE TYPE``.
-
-    ``ctype`` must be a component type of ``kind`` (see
-    :data:`COMPONENT_TYPES`).
-    """
-    name = check_name("name", name)
-    core = check_int("core", core, 0)
-    ctype = check_component_type(kind, ctype)
-    return f"component start {name} {core} {ctype}"
+    """``component start NAME CORE TYPE`` to a ``kind`` (vf or mirror) secondary."""
+    if kind not in lang.COMPONENT_TYPES:
+        raise InvalidArgument("type", f"spp_{kind} runs no components")
+    process: vf.ProcessType = "vf" if kind == "vf" else "mirror"
+    return vf.render(checked(lambda: vf.component_start(process, name, core, ctype)))
 
 
 def component_stop(name: str) -> str:
     """``component stop NAME``."""
-    return f"component stop {check_name('name', name)}"
+    return vf.render(vf.ComponentStop(check_name("name", name)))
 
 
-def port_add(port: str, direction: Direction, name: str, vlan: VlanTag | None = None) -> str:
-    """``port add RES_UID [nq Q] DIR NAME [add_vlantag VID PCP | del_vlantag]``.
+def vlan_op(tag: VlanTag | None) -> Any:
+    """The :class:`~spp.components.vlan.VlanOp` of a REST VLAN option (None: no option)."""
+    if tag is None:
+        return None
+    return checked(lambda: vf.vlan_op(tag.operation, tag.vid, tag.pcp))
 
-    ``vlan`` ``None`` or operation ``"none"`` adds no VLAN option.
-    """
-    uid = check_port("port", port)
-    direction_ = check_choice("dir", direction, ("rx", "tx"))
-    name = check_name("name", name)
-    command = f"port add {uid} {direction_} {name}"
-    if vlan is None:
-        return command
-    vlan = check_vlan_tag(vlan)
-    if vlan.operation == "add":
-        return f"{command} add_vlantag {vlan.vid} {vlan.pcp}"
-    if vlan.operation == "del":
-        return f"{command} del_vlantag"
-    return command
+
+def port_add(port: str, direction: Direction, name: str, vlan: VlanTag | None = None, kind: str = "vf") -> str:
+    """``port add RES_UID [nq Q] DIR NAME [add_vlantag VID PCP | del_vlantag]``."""
+    process: vf.ProcessType = "mirror" if kind == "mirror" else "vf"
+    return vf.render(checked(lambda: vf.port_add(process, port, direction, name, vlan_op(vlan))))
 
 
 def port_del(port: str, direction: Direction, name: str) -> str:
     """``port del RES_UID [nq Q] DIR NAME``."""
-    uid = check_port("port", port)
-    direction_ = check_choice("dir", direction, ("rx", "tx"))
-    return f"port del {uid} {direction_} {check_name('name', name)}"
+    return vf.render(checked(lambda: vf.port_del(port, direction, name)))
 
 
-def classifier_table(
-    action: TableAction,
-    table_type: TableType,
-    mac_address: str,
-    port: str,
-    vlan: int | str | None = None,
-) -> str:
-    """``classifier_table ACTION mac MAC PORT`` or ``... vlan VID MAC PORT``.
-
-    ``vlan`` is required (0-4095, int or decimal string) when ``table_type``
-    is ``"vlan"`` and ignored otherwise.
-    """
-    action_ = check_choice("action", action, ("add", "del"))
-    type_ = check_choice("type", table_type, ("mac", "vlan"))
-    mac = check_mac("mac_address", mac_address)
-    uid = check_port("port", port)
-    if type_ == "mac":
-        return f"classifier_table {action_} mac {mac} {uid}"
-    if vlan is None:
-        raise InvalidArgument("vlan", "required when type is 'vlan'")
-    vid = check_int("vlan", vlan, 0, VLAN_ID_MAX)
-    return f"classifier_table {action_} vlan {vid} {mac} {uid}"
+def classifier_table(action: TableAction, table_type: TableType, mac_address: str, port: str,
+                     vlan: int | str | None = None) -> str:
+    """``classifier_table ACTION mac MAC PORT`` or ``... vlan VID MAC PORT``."""
+    return vf.render(checked(lambda: vf.classifier_table(action, table_type, mac_address, port, vlan)))
 
 
 def primary_port(action: TableAction, port: str) -> str:
-    """``port add RES_UID`` / ``port del RES_UID`` to the primary."""
-    action_ = check_choice("action", action, ("add", "del"))
-    return f"port {action_} {check_port('port', port)}"
+    """``port add RES_UID`` / ``port del RES_UID`` to the primary (SPP's words)."""
+    if action not in ("add", "del"):
+        raise InvalidArgument("action", "must be 'add' or 'del'")
+    pid = checked(lambda: lang.port_id(port, field="port"))
+    return lang.render(lang.AddPort(pid, legacy=True) if action == "add" else lang.DelPort(pid, legacy=True))
 
 
 def launch(client_id: int, proc_name: str, body: Mapping[str, Any]) -> str:
-    """``launch CLIENT_ID PROC_NAME JSON`` to the primary.
-
-    ``body`` is the whole REST request body; it is sent as compact JSON on the
-    same line (JSON text never contains a raw newline).
-    """
-    cid = check_int("client_id", client_id, 0)
+    """``launch CLIENT_ID PROC_NAME JSON`` to the primary (``body`` is the whole REST body)."""
+    cid = check_int("client_id", client_id, 0, CLIENT_ID_MAX)
     name = check_name("proc_name", proc_name)
     try:
-        text = json.dumps(dict(body), separators=(",", ":"), sort_keys=False)
+        return lang.render(lang.Launch(cid, name, dict(body)))
     except (TypeError, ValueError) as exc:
         raise InvalidArgument("body", f"not serialisable as JSON: {exc}") from exc
-    return f"launch {cid} {name} {text}"

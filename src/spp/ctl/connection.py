@@ -22,6 +22,7 @@ from typing import Any
 
 from spp.ctl.errors import BadReply, CtlError, InvalidArgument, ProcessDisconnected, ProcessTimeout
 from spp.ctl.protocol import ProtocolError, ReplyDecoder
+from spp.lang.wire import encode_command
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ProcessConnection:
         as is: :func:`spp.ctl.protocol.check_result` interprets it.
         """
         try:
-            data = command.encode("ascii")
+            data = encode_command(command)
         except UnicodeEncodeError as exc:
             raise InvalidArgument("command", "must be ASCII") from exc
         async with self._lock:

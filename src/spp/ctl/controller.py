@@ -19,6 +19,7 @@ from spp.ctl.commands import Direction, TableAction, TableType, VlanTag
 from spp.ctl.connection import ProcessConnection
 from spp.ctl.errors import BadReply, CommandError, CtlError, NoSuchProcess, ProcessDisconnected
 from spp.ctl.protocol import check_result
+from spp.runtime.dataplane import PORT_TYPES
 
 LOG = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class Controller:
         for a vf, ``"classifier_table"``; ``"error"`` when the process reports one.  ``ports`` lists ``TYPE:N`` for
         every port-type list of the reply's ``info`` (``phy``, ``vhost``,
         ``ring`` first, then the other types of
-        :data:`~spp.ctl.commands.PORT_TYPES`); ``components`` is ``info.core``
+        :data:`~spp.runtime.dataplane.PORT_TYPES`); ``components`` is ``info.core``
         verbatim.  Missing lists are empty, a missing ``master-lcore`` is
         ``None``.  spp's processes add ``state``: ``compiling`` until their data
         path is ready (commands are taken meanwhile), then ``ready``.
@@ -236,7 +237,7 @@ class Controller:
         vlan: VlanTag | None = None,
     ) -> None:
         """``port add PORT DIR NAME [vlan option]``."""
-        await self.send(kind, client_id, commands.port_add(port, direction, name, vlan))
+        await self.send(kind, client_id, commands.port_add(port, direction, name, vlan, kind))
 
     async def detach_port(self, kind: str, client_id: int, *, name: str, port: str, direction: Direction) -> None:
         """``port del PORT DIR NAME``."""
@@ -336,8 +337,8 @@ def flatten_status(kind: str, client_id: int, reply: Mapping[str, Any]) -> dict[
     if not isinstance(info, dict):
         raise BadReply(f"{kind} {client_id}: status reply has no 'info' object")
     ports: list[str] = []
-    first = ("phy", "vhost", "ring")
-    port_types = (*first, *(t for t in commands.PORT_TYPES if t not in first))
+    first = ("phy", "vhost", "ring", "pcap", "nullpmd", "tap")
+    port_types = (*first, *(t for t in PORT_TYPES if t not in first))
     for port_type in port_types:
         for item in _list(info, port_type, kind, client_id):
             text = str(item)

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from spp.ctl import commands
 from spp.ctl.errors import InvalidArgument
+from spp.lang.base import COMPONENT_TYPES, CORE_MAX, PCP_MAX, VID_MAX, component_type
 
 T = TypeVar("T")
 
@@ -31,6 +32,16 @@ def _checked(check: Callable[[object], T]) -> BeforeValidator:
             raise PydanticCustomError("spp_invalid", exc.message) from None
 
     return BeforeValidator(validate)
+
+
+def lang_field(check: Callable[[object], object]) -> BeforeValidator:
+    """A pydantic validator running a :mod:`spp.lang` check; the value is kept as given."""
+
+    def run(value: object) -> object:
+        commands.checked(lambda: check(value))
+        return value
+
+    return _checked(run)
 
 
 def _port(value: object) -> str:
@@ -54,14 +65,27 @@ MacAddress = Annotated[
     _checked(lambda v: commands.check_mac("mac_address", v)),
     Field(description="XX:XX:XX:XX:XX:XX or 'default'."),
 ]
-CoreId = Annotated[int, _checked(lambda v: commands.check_int("core", v, 0))]
-ClientId = Annotated[int, _checked(lambda v: commands.check_int("client_id", v, 0))]
+CoreId = Annotated[int, _checked(lambda v: commands.check_int("core", v, 0, CORE_MAX))]
+ClientId = Annotated[int, _checked(lambda v: commands.check_int("client_id", v, 0, commands.CLIENT_ID_MAX))]
 VlanId = Annotated[
     int,
-    _checked(lambda v: commands.check_int("vlan", v, 0, commands.VLAN_ID_MAX)),
+    _checked(lambda v: commands.check_int("vlan", v, 0, VID_MAX)),
     Field(description="0-4095, as an integer or a decimal string."),
 ]
-Pcp = Annotated[int, _checked(lambda v: commands.check_int("pcp", v, 0, commands.VLAN_PCP_MAX))]
+Pcp = Annotated[int, _checked(lambda v: commands.check_int("pcp", v, 0, PCP_MAX))]
+
+
+def _component_type(process: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        return commands.checked(lambda: component_type(value, process, field="type"))
+
+    return check
+
+
+VfComponentType = Annotated[str, _checked(_component_type("vf")),
+                            Field(json_schema_extra={"enum": list(COMPONENT_TYPES["vf"])})]
+MirrorComponentType = Annotated[str, _checked(_component_type("mirror")),
+                                Field(json_schema_extra={"enum": list(COMPONENT_TYPES["mirror"])})]
 
 
 class _Body(BaseModel):
@@ -73,7 +97,7 @@ class VfComponentBody(_Body):
 
     name: Name
     core: CoreId
-    type: Literal["forward", "merge", "classifier"]
+    type: VfComponentType
 
 
 class MirrorComponentBody(_Body):
@@ -81,7 +105,7 @@ class MirrorComponentBody(_Body):
 
     name: Name
     core: CoreId
-    type: Literal["mirror"]
+    type: MirrorComponentType
 
 
 class VlanBody(_Body):

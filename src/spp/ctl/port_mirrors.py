@@ -19,15 +19,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from spp import lang
+from spp.ctl.commands import checked
 from spp.ctl.controller import PRIMARY
 from spp.ctl.errors import BadReply, CommandError, NoSuchObject
+from spp.ctl.models import lang_field
 from spp.ctl.routes.deps import ControllerDep, no_content
+from spp.lang import port_mirror
 
 router = APIRouter(prefix="/port_mirrors", tags=["port mirrors"])
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
-PortUid = Annotated[str, Field(pattern=r"^[a-z]+:\d+(nq\d+)?$")]
-Mac = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
+Name = Annotated[str, lang_field(port_mirror.mirror_name), Field(description="1 to 32 letters, digits, _ . -")]
+PortUid = Annotated[str, lang_field(lambda v: lang.port_id(v, field="port")),
+                    Field(description="A port TYPE:N, e.g. ring:0, phy:1 or phy:0nq1.")]
+Mac = Annotated[str, lang_field(lambda v: lang.mac(v, field="mac")), Field(description="XX:XX:XX:XX:XX:XX")]
 Word = Annotated[str, Field(pattern=r"^[A-Za-z0-9.:/*_-]{1,64}$")]
 
 
@@ -53,7 +58,7 @@ class PortMirrorBody(BaseModel):
     source: PortUid
     destination: PortUid
     direction: Literal["rx", "tx", "both"] = "both"
-    vlan_filter: Annotated[str, Field(pattern=r"^[0-9][0-9,-]*$")] | None = None
+    vlan_filter: Annotated[str, lang_field(port_mirror.vlan_ranges)] | None = None
     src_mac: Mac | None = None
     dst_mac: Mac | None = None
     flow: FlowBody | None = None
@@ -61,26 +66,19 @@ class PortMirrorBody(BaseModel):
     copy_mode: Literal["shallow", "deep"] = Field("shallow", alias="copy")  # BaseModel has a copy()
 
     def command(self) -> str:
-        words = ["port_mirror", "add", self.name, self.source, self.direction, self.destination]
-        if self.vlan_filter is not None:
-            words += ["vlan", self.vlan_filter]
-        if self.src_mac is not None:
-            words += ["src_mac", self.src_mac]
-        if self.dst_mac is not None:
-            words += ["dst_mac", self.dst_mac]
-        if self.flow is not None:
-            words += ["flow", *self.flow.tokens()]
-        if self.snaplen:
-            words += ["snaplen", str(self.snaplen)]
-        if self.copy_mode != "shallow":
-            words += ["copy", self.copy_mode]
-        return " ".join(words)
+        """The ``port_mirror add`` wire command (:mod:`spp.lang.port_mirror` renders it)."""
+        flow = self.flow.tokens() if self.flow is not None else None
+        cmd = checked(lambda: port_mirror.port_mirror_add(
+            self.name, self.source, self.direction, self.destination, vlan=self.vlan_filter, src_mac=self.src_mac,
+            dst_mac=self.dst_mac, snaplen=self.snaplen, copy=self.copy_mode,
+            flow=None if flow is None else (flow[0], flow[1], flow[2], flow[3], flow[4])))
+        return port_mirror.render(cmd)
 
 
 @router.get("")
 async def list_port_mirrors(ctl: ControllerDep) -> list[dict[str, Any]]:
     """Every port mirror of the stack with ``stats`` {packets, filtered, nombuf, full, errors}."""
-    reply = await ctl.send(PRIMARY, None, "port_mirror list")
+    reply = await ctl.send(PRIMARY, None, port_mirror.render(port_mirror.PortMirrorList()))
     info = reply.get("info")
     mirrors = info.get("port_mirrors") if isinstance(info, dict) else None
     if not isinstance(mirrors, list):
@@ -100,7 +98,7 @@ async def delete_port_mirror(ctl: ControllerDep, name: Annotated[str, Path(patte
                              ) -> Response:
     """Remove a mirror (``port_mirror del NAME``); 404 if there is none of that name."""
     try:
-        await ctl.send(PRIMARY, None, f"port_mirror del {name}")
+        await ctl.send(PRIMARY, None, port_mirror.render(port_mirror.PortMirrorDel(name)))
     except CommandError as exc:
         if exc.message.startswith("no mirror "):
             raise NoSuchObject(exc.message) from None

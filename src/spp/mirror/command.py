@@ -20,69 +20,42 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from spp.control.validate import check_port
+from spp.lang import port_mirror as lang
+from spp.lang.base import CommandError
+from spp.lang.wire import error, success
 from spp.mirror.filters import FilterError, FlowMatch
 from spp.mirror.registry import MirrorError, MirrorSpec, add_mirror, list_mirrors, remove_mirror
-from spp.ports.base import PortError, PortId
 from spp.runtime.dataplane import Dataplane
 
-USAGE: Final = ("port_mirror add NAME SRC_PORT {rx|tx|both} DST_PORT [vlan RANGES] [src_mac MAC] [dst_mac MAC] "
-                "[flow PROTO SIP SPORT DIP DPORT] [snaplen N] [copy shallow|deep] | port_mirror del NAME | "
-                "port_mirror list")
-
-#: Options of ``add`` and how many values each takes.
-_OPTIONS: Final[dict[str, int]] = {"vlan": 1, "src_mac": 1, "dst_mac": 1, "flow": 5, "snaplen": 1, "copy": 1}
+USAGE: Final = lang.USAGE
 
 
-def _success(**extra: Any) -> dict[str, Any]:
-    return {"results": [{"result": "success"}], **extra}
-
-
-def _error(message: str) -> dict[str, Any]:
-    return {"results": [{"result": "error", "error_details": {"message": message}}]}
+def spec_of(dp: Dataplane, cmd: lang.PortMirrorAdd) -> MirrorSpec:
+    """A parsed ``port_mirror add`` → a validated :class:`MirrorSpec` (:class:`MirrorError` otherwise)."""
+    flow: FlowMatch | None = None
+    if cmd.flow is not None:
+        try:
+            flow = FlowMatch.parse(list(cmd.flow))
+        except FilterError as e:
+            raise MirrorError(f"port_mirror add: {e}") from None
+    for role, pid in (("source", cmd.source), ("destination", cmd.destination)):
+        try:
+            check_port(dp, pid)
+        except ValueError as e:
+            raise MirrorError(f"port_mirror add: {role} {e}") from None
+    return MirrorSpec.create(dp, cmd.name, str(cmd.source), str(cmd.destination), cmd.direction, vlan=cmd.vlan,
+                             src_mac=cmd.src_mac, dst_mac=cmd.dst_mac, flow=flow, snaplen=cmd.snaplen,
+                             copy=cmd.copy)
 
 
 def parse_add(dp: Dataplane, args: Sequence[str]) -> MirrorSpec:
     """``NAME SRC DIR DST [options]`` → a validated :class:`MirrorSpec` (:class:`MirrorError` otherwise)."""
-    if len(args) < 4:
-        raise MirrorError(f"port_mirror add: expected NAME SRC_PORT {{rx|tx|both}} DST_PORT; usage: {USAGE}")
-    name, src, direction, dst = args[:4]
-    opts: dict[str, list[str]] = {}
-    i = 4
-    while i < len(args):
-        key = args[i]
-        if key not in _OPTIONS:
-            raise MirrorError(f"port_mirror add: unknown option {key!r}; options: {', '.join(_OPTIONS)}")
-        if key in opts:
-            raise MirrorError(f"port_mirror add: option {key!r} given twice")
-        n = _OPTIONS[key]
-        values = list(args[i + 1 : i + 1 + n])
-        if len(values) < n:
-            what = "PROTO SIP SPORT DIP DPORT" if key == "flow" else "a value"
-            raise MirrorError(f"port_mirror add: option {key!r} needs {what}")
-        opts[key] = values
-        i += 1 + n
-    snaplen = 0
-    if "snaplen" in opts:
-        try:
-            snaplen = int(opts["snaplen"][0])
-        except ValueError:
-            raise MirrorError(f"port_mirror add: snaplen {opts['snaplen'][0]!r} is not a number") from None
-    flow: FlowMatch | None = None
-    if "flow" in opts:
-        try:
-            flow = FlowMatch.parse(opts["flow"])
-        except FilterError as e:
-            raise MirrorError(f"port_mirror add: {e}") from None
-    for role, text in (("source", src), ("destination", dst)):
-        try:
-            check_port(dp, PortId.parse(text))
-        except PortError:
-            pass  # MirrorSpec.create explains a malformed id
-        except ValueError as e:
-            raise MirrorError(f"port_mirror add: {role} {e}") from None
-    return MirrorSpec.create(dp, name, src, dst, direction, vlan=opts.get("vlan", [None])[0],
-                             src_mac=opts.get("src_mac", [None])[0], dst_mac=opts.get("dst_mac", [None])[0],
-                             flow=flow, snaplen=snaplen, copy=opts.get("copy", ["shallow"])[0])
+    try:
+        cmd = lang.parse_words(["add", *args])
+    except CommandError as e:
+        raise MirrorError(str(e)) from None
+    assert isinstance(cmd, lang.PortMirrorAdd)
+    return spec_of(dp, cmd)
 
 
 def handle_port_mirror_command(dp: Dataplane, tokens: Sequence[str]) -> dict[str, Any]:
@@ -95,21 +68,13 @@ def handle_port_mirror_command(dp: Dataplane, tokens: Sequence[str]) -> dict[str
     if args and args[0] == "port_mirror":
         args = args[1:]
     try:
-        if not args:
-            raise MirrorError(f"port_mirror: missing subcommand; usage: {USAGE}")
-        sub, rest = args[0], args[1:]
-        if sub == "add":
-            add_mirror(dp, parse_add(dp, rest))
-            return _success()
-        if sub == "del":
-            if len(rest) != 1:
-                raise MirrorError("port_mirror del: expected exactly one NAME")
-            remove_mirror(dp, rest[0])
-            return _success()
-        if sub == "list":
-            if rest:
-                raise MirrorError("port_mirror list: takes no arguments")
-            return _success(info={"port_mirrors": list_mirrors(dp)})
-        raise MirrorError(f"port_mirror: unknown subcommand {sub!r}; usage: {USAGE}")
-    except (MirrorError, TimeoutError) as e:
-        return _error(str(e))
+        cmd = lang.parse_words(args)
+        if isinstance(cmd, lang.PortMirrorAdd):
+            add_mirror(dp, spec_of(dp, cmd))
+        elif isinstance(cmd, lang.PortMirrorDel):
+            remove_mirror(dp, cmd.name)
+        else:
+            return success(info={"port_mirrors": list_mirrors(dp)})
+        return success()
+    except (CommandError, MirrorError, TimeoutError) as e:
+        return error(str(e))

@@ -25,6 +25,8 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
+from spp import lang
+
 PROTOCOLS: Final[dict[str, int]] = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
 
 # Layout of the compiled parameter vector.
@@ -35,7 +37,6 @@ HAS_DST_MAC: Final = 2
 HAS_VLAN: Final = 4
 HAS_FLOW: Final = 8
 
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 class FilterError(ValueError):
@@ -44,9 +45,10 @@ class FilterError(ValueError):
 
 def parse_mac(text: str) -> int:
     """``"52:54:00:12:34:56"`` → 48-bit integer; :class:`FilterError` otherwise."""
-    if not isinstance(text, str) or not _MAC_RE.fullmatch(text):
-        raise FilterError(f"invalid MAC address {text!r}: expected six hex pairs like 52:54:00:12:34:56")
-    return int(text.replace(":", ""), 16)
+    try:
+        return int(lang.mac(text).replace(":", ""), 16)
+    except lang.CommandError as e:
+        raise FilterError(str(e)) from None
 
 
 def parse_vlan_ranges(text: str) -> list[tuple[int, int]]:

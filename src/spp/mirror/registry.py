@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from spp.lang.base import CommandError
+from spp.lang.port_mirror import mirror_name
 from spp.mirror.engine import COPY_MODES, DIRECTIONS, STAT_COLS, stats_dict
 from spp.mirror.filters import FilterError, FlowMatch, MatchSpec
 from spp.ports.base import PortError, PortId
@@ -38,7 +39,6 @@ STATS_BYTES: Final = STATS_ROWS * STAT_COLS * 8
 JSON_OFF: Final = STATS_BYTES
 JSON_MAX: Final = MIRROR_BYTES - JSON_OFF
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 class MirrorError(ValueError):
@@ -65,8 +65,10 @@ class MirrorSpec:
                src_mac: str | None = None, dst_mac: str | None = None, vlan: str | None = None,
                flow: FlowMatch | str | None = None, snaplen: int = 0, copy: str = "shallow") -> MirrorSpec:
         """Validate everything (raising :class:`MirrorError`) and return the normalised spec."""
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            raise MirrorError(f"invalid mirror name {name!r}: use 1-32 letters, digits, '_', '-' or '.'")
+        try:
+            mirror_name(name)
+        except CommandError as e:
+            raise MirrorError(str(e)) from None
         src = _port(dp, source, "source")
         dst = _port(dp, destination, "destination")
         if src == dst:

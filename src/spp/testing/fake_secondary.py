@@ -33,22 +33,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from spp.lang.wire import error as error_reply
+from spp.lang.wire import success
+
 Reply = dict[str, Any] | bytes | None
 """What a fake answers: a JSON object, raw bytes, or None for no answer."""
 
 Responder = Callable[[str], Reply]
 
 SUCCESS: dict[str, Any] = {"results": [{"result": "success"}]}
-
-
-def success(**extra: Any) -> dict[str, Any]:
-    """A success reply, with extra top-level keys (e.g. ``info=...``)."""
-    return {"results": [{"result": "success"}], **extra}
-
-
-def error_reply(message: str) -> dict[str, Any]:
-    """An error reply as spp_vf sends it, carrying ``message``."""
-    return {"results": [{"result": "error", "error_details": {"message": message}}]}
 
 
 def vf_status_info(client_id: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def _port(value: object) -> str:
     try:
         return str(lang.port_id(value))
     except lang.CommandError as e:
-        raise PydanticCustomError("spp_invalid", e.message) from None
+        raise PydanticCustomError("spp_invalid", e.reason) from None
 
 
 LangPort = Annotated[str, BeforeValidator(_port), Field(description="Resource id TYPE:N, e.g. ring:0 or phy:1.")]

@@ -25,19 +25,14 @@ Grammars (``process`` argument of :func:`parse`)::
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from spp.lang.base import CommandError, Exit, Status, integer, merge_nq, port_id, tokenize, wire_port, wire_res
 from spp.ports.base import PortId
-from spp.runtime.dataplane import PORT_TYPES
 
 ProcessKind = Literal["nfv", "pcap", "primary"]
-
-_PORT_RE: Final = re.compile(r"([a-z]+):([0-9]{1,9})(?:nq([0-9]{1,4}))?")
-_MAC_RE: Final = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
-_INT_RE: Final = re.compile(r"[0-9]{1,9}")
 
 #: Process names ``launch`` accepts (SPP's and ours) and the kind of secondary each starts.
 LAUNCH_KINDS: Final[Mapping[str, str]] = {
@@ -47,104 +42,7 @@ LAUNCH_KINDS: Final[Mapping[str, str]] = {
 }
 
 
-class CommandError(ValueError):
-    """Bad input; ``str(e)`` says what was wrong and what would be right.
-
-    ``field`` names the offending REST field when one is known (``src``, ``port``...).
-    """
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-# -- field validators (the one place for each) ---------------------------------------
-
-
-def port_id(text: object, what: str = "port") -> PortId:
-    """``TYPE:N`` or ``phy:NnqQ`` as a :class:`PortId` (full match, known type)."""
-    if not isinstance(text, str):
-        raise CommandError(f"invalid {what}: must be a string such as ring:0", what)
-    m = _PORT_RE.fullmatch(text)
-    if m is None:
-        raise CommandError(f"invalid {what} {text!r}: expected TYPE:N such as phy:0 or ring:1", what)
-    ptype, index, queue = m.group(1), int(m.group(2)), int(m.group(3) or 0)
-    if ptype not in PORT_TYPES:
-        raise CommandError(f"invalid {what} {text!r}: unknown port type {ptype!r}; expected one of "
-                           f"{', '.join(PORT_TYPES)}", what)
-    if queue and ptype != "phy":
-        raise CommandError(f"invalid {what} {text!r}: only phy ports have queues", what)
-    return PortId(ptype, index, queue)
-
-
-def mac(text: object, what: str = "MAC address", *, allow_default: bool = False) -> str:
-    """``XX:XX:XX:XX:XX:XX`` (returned lower-case), or ``default`` when allowed (full match)."""
-    if allow_default and text == "default":
-        return "default"
-    if not isinstance(text, str) or _MAC_RE.fullmatch(text) is None:
-        alt = " or default" if allow_default else ""
-        raise CommandError(f"invalid {what} {text!r}: expected XX:XX:XX:XX:XX:XX (hex){alt}", what)
-    return text.lower()
-
-
-def integer(text: object, what: str, low: int, high: int) -> int:
-    """A decimal integer in ``low..high`` (an int, or a string of digits; full match)."""
-    if isinstance(text, bool) or not isinstance(text, int | str):
-        raise CommandError(f"invalid {what} {text!r}: must be an integer {low}..{high}", what)
-    if isinstance(text, str):
-        if _INT_RE.fullmatch(text) is None:
-            raise CommandError(f"invalid {what} {text!r}: must be an integer {low}..{high}", what)
-        text = int(text)
-    if not low <= text <= high:
-        raise CommandError(f"invalid {what} {text}: must be {low}..{high}", what)
-    return text
-
-
-#: The widest ``-l`` range accepted (a larger one is a typo, not a host).
-MAX_CORES = 4096
-
-
-def parse_cores(text: str) -> list[int]:
-    """``-l`` syntax: ``0,1,2``, ``2-6``, ``1-3,5``; order kept, duplicates refused.
-
-    Raises ``ValueError`` (:class:`CommandError`) saying what would be right.
-    """
-    cores: list[int] = []
-    for raw in text.split(","):
-        part = raw.strip()
-        lo, sep, hi = part.partition("-")
-        if _INT_RE.fullmatch(lo) is None or (sep and _INT_RE.fullmatch(hi) is None):
-            raise CommandError(f"invalid core list {text!r}: expected e.g. 0,1,2 or 2-6 or 1-3,5", "cores")
-        first, last = int(lo), int(hi) if sep else int(lo)
-        if last < first:
-            raise CommandError(f"invalid core range {part!r} in {text!r}: the range must go upwards", "cores")
-        if last - first >= MAX_CORES:
-            raise CommandError(f"invalid core range {part!r} in {text!r}: it spans more than {MAX_CORES} cores",
-                               "cores")
-        for c in range(first, last + 1):
-            if c in cores:
-                raise CommandError(f"invalid core list {text!r}: core {c} appears twice", "cores")
-            cores.append(c)
-    return cores
-
-
-def wire_port(pid: PortId) -> str:
-    """A port as the wire writes it (``phy:0``, ``phy:0nq1``)."""
-    return str(pid)
-
-
 # -- the commands ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Status:
-    """``status``."""
-
-
-@dataclass(frozen=True)
-class Exit:
-    """``exit``."""
 
 
 @dataclass(frozen=True)
@@ -169,16 +67,18 @@ class Clear:
 
 @dataclass(frozen=True)
 class AddPort:
-    """``add PORT``."""
+    """``add PORT`` (the primary also reads SPP's ``port add PORT``: ``legacy``)."""
 
     port: PortId
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
 class DelPort:
-    """``del PORT``."""
+    """``del PORT`` (the primary also reads SPP's ``port del PORT``: ``legacy``)."""
 
     port: PortId
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,36 +122,19 @@ USAGE: Final[dict[str, str]] = {
     "add": "add PORT (e.g. add ring:0)",
     "del": "del PORT (e.g. del ring:0)",
     "patch": "patch SRC DST (e.g. patch phy:0 ring:0) or patch reset",
+    "port": "port {add|del} PORT (e.g. port add ring:0)",
     "launch": "launch CLIENT_ID {nfv|vf|mirror|pcap} [-l CORES] ... [-- APP OPTIONS]",
 }
 #: The commands each process understands (the primary's own legacy commands are not listed).
 COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "nfv": ("status", "add", "del", "patch", "forward", "stop", "exit"),
     "pcap": ("status", "start", "stop", "exit"),
-    "primary": ("status", "add", "del", "patch", "forward", "stop", "clear", "launch", "exit"),
+    "primary": ("status", "add", "del", "port", "patch", "forward", "stop", "clear", "launch", "exit"),
 }
 
 
 def _arity(head: str) -> CommandError:
     return CommandError(f"wrong number of arguments for '{head}': expected {USAGE[head]}")
-
-
-def tokenize(line: str) -> list[str]:
-    """Split a wire command (NULs and any whitespace separate tokens); ``phy:0 nq 1`` → ``phy:0nq1``."""
-    return _merge_nq(line.replace("\0", " ").split())
-
-
-def _merge_nq(words: list[str]) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        if i + 2 < len(words) and words[i + 1] == "nq" and words[i].startswith("phy:") and "nq" not in words[i]:
-            out.append(f"{words[i]}nq{words[i + 2]}")
-            i += 3
-            continue
-        out.append(words[i])
-        i += 1
-    return out
 
 
 def parse(line: str, process: ProcessKind) -> Command:
@@ -261,7 +144,7 @@ def parse(line: str, process: ProcessKind) -> Command:
 
 def parse_words(words: list[str], process: ProcessKind, *, raw: str | None = None) -> Command:
     """:func:`parse` for an already split line (the CLI's words after ``nfv N;``)."""
-    words = _merge_nq(words)
+    words = merge_nq(words)
     known = COMMANDS[process]
     listing = ", ".join(known[:-1]) + " or " + known[-1]
     if not words:
@@ -281,6 +164,11 @@ def parse_words(words: list[str], process: ProcessKind, *, raw: str | None = Non
             raise _arity(head)
         pid = port_id(args[0])
         return AddPort(pid) if head == "add" else DelPort(pid)
+    if head == "port":
+        if len(args) != 2 or args[0] not in ("add", "del"):
+            raise _arity(head)
+        pid = port_id(args[1])
+        return AddPort(pid, legacy=True) if args[0] == "add" else DelPort(pid, legacy=True)
     if head == "patch":
         if args == ["reset"]:
             return PatchReset()
@@ -338,10 +226,9 @@ def _options(words: list[str]) -> dict[str, str]:
 
 def render(cmd: Command) -> str:
     """The wire text of ``cmd`` (what SPP's spp-ctl sends)."""
-    if isinstance(cmd, AddPort):
-        return f"add {wire_port(cmd.port)}"
-    if isinstance(cmd, DelPort):
-        return f"del {wire_port(cmd.port)}"
+    if isinstance(cmd, AddPort | DelPort):
+        word = "add" if isinstance(cmd, AddPort) else "del"
+        return f"port {word} {wire_res(cmd.port)}" if cmd.legacy else f"{word} {wire_port(cmd.port)}"
     if isinstance(cmd, Patch):
         return f"patch {wire_port(cmd.src)} {wire_port(cmd.dst)}"
     if isinstance(cmd, PatchReset):
