@@ -271,9 +271,10 @@ def test_classify_icmp_scenario(dp: Dataplane) -> None:
             mem[0].inject(frames[start : start + 500])
             wait_for(lambda s=start: len(mem[1].sent) >= (s + 500) * 2 // 3, timeout=60)
         assert sorted(frame_number(f) for f in mem[1].sent) == [i for i in range(3000) if i % 3 != 2]
+        wait_for(lambda: m.status()["core"][0]["stats"] == {"drops": {"no_route": 1000}}, timeout=10,
+                 message=lambda: f"1000 no_route drops counted: {m.status()['core'][0]['stats']}")
         info = m.status()
         cls, fwd1, _fwd2, mgr = info["core"]
-        assert cls["stats"] == {"drops": {"no_route": 1000}}
         assert cls["tx_port"][0]["stats"]["tx_packets"] == fwd1["rx_port"][0]["stats"]["rx_packets"] == 1000
         assert mgr["tx_port"][0]["stats"]["tx_packets"] == 2000
         assert info["ring"] == ["0", "1", "2", "3"]

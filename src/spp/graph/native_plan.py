@@ -27,7 +27,7 @@ from spp.graph.loop import (
     TI_VOP,
     VH_COLS,
 )
-from spp.graph.plan import BURST, Attachment, ComponentPlan, WorkerPlan
+from spp.graph.plan import BURST, HOOK_ITERS, NATIVE_ITERS, Attachment, ComponentPlan, WorkerPlan
 from spp.graph.pyhook import Hook
 from spp.mirror.engine import MA_TXP, MI_COLS, PortMirror
 from spp.mirror.registry import stats_table
@@ -275,6 +275,8 @@ class NativePlan:
         self.pyh = np.full(nh, -1, np.int64)
         for k, make in enumerate(self._hook_fns):
             self.pyh[k] = pyhook.register(make(self.pyio[k], self.pydst[k]))
+        #: Passes per call of the loop (fewer when Python hooks make each pass slow).
+        self.iters = HOOK_ITERS if self._hook_fns else NATIVE_ITERS
 
     def close(self) -> None:
         """Release the plan's Python hooks (the worker no longer runs it)."""

@@ -10,6 +10,11 @@ from spp.ports.base import Port
 
 #: Frames per burst (receive size, and the size at which a tx buffer is sent).
 BURST = 32
+#: Passes over the components per call of the compiled loop (between control checks), and
+#: for plans that call Python hooks (each pass costs microseconds there: component drops and
+#: template cursors, settled after a call, then lag by at most a few milliseconds).
+NATIVE_ITERS = 256
+HOOK_ITERS = 16
 
 
 @dataclass(frozen=True)

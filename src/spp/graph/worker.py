@@ -33,8 +33,6 @@ __all__ = ["BURST", "Attachment", "ComponentPlan", "Worker", "WorkerPlan", "warm
 
 log = logging.getLogger(__name__)
 
-#: Passes over the components per call of the compiled loop (between control checks).
-NATIVE_ITERS = 256
 Clock = Callable[[], int]
 
 
@@ -184,7 +182,7 @@ class Worker:
                                   dp.ring_ctrl, dp.ring_slots, dp.stats, npn.ctype, npn.n_rx, npn.rx_kind,
                                   npn.rx_arg, npn.rx_slot, npn.rx_tmpl, npn.rx_ntmpl, npn.rx_cur, npn.tmpl,
                                   npn.tx_off, npn.tabs, npn.tab_off,
-                                  npn.cdrops, npn.txbuf, npn.txcnt, NATIVE_ITERS, BURST, REASON["ring_full"],
+                                  npn.cdrops, npn.txbuf, npn.txcnt, npn.iters, BURST, REASON["ring_full"],
                                   REASON["tx_full"], npn.rx_moff, npn.rx_mn, npn.tx_info, npn.rx_vlan, npn.mlist,
                                   npn.minfo, npn.mparams, npn.mvlan, npn.macc, npn.mtab, npn.flags, npn.vh, npn.rx_cbh,
                                   npn.pyh, npn.pyio, npn.pydst))
