@@ -90,14 +90,20 @@ class XdpError(OSError):
 # --- compiled ring work -------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True, inline="always", **_NO_NRT)
+def _i64(x: Any) -> int:
+    """A ring index or descriptor word as a signed 64-bit integer (no unsigned arithmetic)."""
+    return np.int64(x)  # type: ignore[return-value]
+
+
 @njit(cache=True, nogil=True, **_NO_NRT)
 def xdp_rx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
            meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
     """Copy up to ``n`` received frames into fresh buffers ``out[:k]``, recycle their chunks; return ``k``."""
     rxp = raw_array(xs[XS_RX_PROD], 1, np.uint32)
     rxc = raw_array(xs[XS_RX_CONS], 1, np.uint32)
-    cons = int(rxc[0])
-    avail = (int(load_acquire(rxp, 0)) - cons) & _M32
+    cons = _i64(rxc[0])
+    avail = (_i64(load_acquire(rxp, 0)) - cons) & _M32
     if avail == 0:
         return 0
     want = min(avail, n)
@@ -106,7 +112,7 @@ def xdp_rx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
     fmask = xs[XS_FILL_MASK]
     fill = raw_array(xs[XS_FILL_RING], fmask + 1, np.uint64)
     fp = raw_array(xs[XS_FILL_PROD], 1, np.uint32)
-    fprod = int(fp[0])
+    fprod = _i64(fp[0])
     umem = raw_array(xs[XS_UMEM], UMEM_BYTES, np.uint8)
     got = pool_alloc(pctrl, pslots, refcnt, meta, out, 0, want)
     k = 0
@@ -116,8 +122,8 @@ def xdp_rx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
     nomb = 0
     for i in range(want):
         d = ((cons + i) & rmask) * 2
-        addr = int(ring[d])
-        ln = int(ring[d + 1] & _M32)
+        addr = _i64(ring[d])
+        ln = _i64(ring[d + 1] & _M32)
         if ln < ETHER_MIN:
             runt += 1
         elif ln > DATA_ROOM:
@@ -147,8 +153,8 @@ def xdp_reclaim(xs: np.ndarray) -> int:
     """Put the chunks the kernel finished sending (completion ring) back on the free stack; how many."""
     cp = raw_array(xs[XS_COMP_PROD], 1, np.uint32)
     cc = raw_array(xs[XS_COMP_CONS], 1, np.uint32)
-    cons = int(cc[0])
-    done = (int(load_acquire(cp, 0)) - cons) & _M32
+    cons = _i64(cc[0])
+    done = (_i64(load_acquire(cp, 0)) - cons) & _M32
     if done == 0:
         return 0
     cmask = xs[XS_COMP_MASK]
@@ -156,11 +162,11 @@ def xdp_reclaim(xs: np.ndarray) -> int:
     free = raw_array(xs[XS_FREE], N_TX, np.int64)
     nf = xs[XS_NFREE]
     for i in range(done):
-        free[nf] = int(comp[(cons + i) & cmask])
+        free[nf] = _i64(comp[(cons + i) & cmask])
         nf += 1
     xs[XS_NFREE] = nf
     store_release(cc, 0, (cons + done) & _M32)
-    return done
+    return int(done)
 
 
 @njit(cache=True, nogil=True, **_NO_NRT)
@@ -173,9 +179,9 @@ def xdp_tx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
     xdp_reclaim(xs)
     tp = raw_array(xs[XS_TX_PROD], 1, np.uint32)
     tc = raw_array(xs[XS_TX_CONS], 1, np.uint32)
-    prod = int(tp[0])
+    prod = _i64(tp[0])
     tmask = xs[XS_TX_MASK]
-    room = tmask + 1 - ((prod - int(load_acquire(tc, 0))) & _M32)
+    room = tmask + 1 - ((prod - _i64(load_acquire(tc, 0))) & _M32)
     ring = raw_array(xs[XS_TX_RING], 2 * (tmask + 1), np.uint64)
     free = raw_array(xs[XS_FREE], N_TX, np.int64)
     umem = raw_array(xs[XS_UMEM], UMEM_BYTES, np.uint8)
@@ -220,7 +226,7 @@ def xdp_tx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
     end = (prod + queued) & _M32
     tries = 0
     while (queued or k < n) and tries < N_TX // 32 + 2:
-        before = int(load_acquire(tc, 0))
+        before = _i64(load_acquire(tc, 0))
         if before == end and tries > 0:
             break
         r = send_kick(xs[XS_FD])
@@ -231,7 +237,7 @@ def xdp_tx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
             else:
                 stat_add(stats[slot], ERRORS, 1)
             break
-        after = int(load_acquire(tc, 0))
+        after = _i64(load_acquire(tc, 0))
         if after in (end, before):
             break
     tx_burst_tail(pctrl, pslots, refcnt, header, ids, k, scratch, stats[slot], queued, nbytes, runt, _TOO_LONG,
