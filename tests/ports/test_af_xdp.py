@@ -61,3 +61,65 @@ def test_af_xdp_refuses_a_held_interface_and_auto_falls_back(dp: Dataplane, veth
     finally:
         first.close()
     assert not xdp_attached(veth.local)
+
+
+CHILD = """
+import sys, time
+from spp.ports.base import open_port
+from spp.runtime.dataplane import Dataplane, Layout
+from spp.testing import unique_prefix
+dp = Dataplane.create(unique_prefix("xdpc"), Layout(n_bufs=1024, n_rings=2, ring_size=64))
+port = open_port(dp, "phy:0", iface=sys.argv[1], driver="af_xdp")
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.root
+def test_a_crashed_owner_s_program_is_removed_at_the_next_start(dp: Dataplane, veth: Veth,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", CHILD, veth.local], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert xdp_attached(veth.local)
+        with pytest.raises(PortError, match=rf"held by spp process {child.pid}"):
+            open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+    finally:
+        child.kill()  # a crash: no cleanup ran
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+    assert xdp_attached(veth.local), "a killed process leaves its XDP program behind"
+    with caplog.at_level("WARNING"):
+        port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+    try:
+        assert f"stale XDP program that spp process {child.pid}" in caplog.text
+        assert port.describe()["driver"] == "af_xdp"
+    finally:
+        port.close()
+    assert not xdp_attached(veth.local)
+
+
+@pytest.mark.root
+def test_af_xdp_interface_deleted_under_the_port(dp: Dataplane, veth: Veth) -> None:
+    import numpy as np
+
+    from spp.runtime.stats import REASON
+    from spp.testing.netns import delete_link
+
+    port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+    try:
+        delete_link(veth.local)
+        port.check_link(force=True)  # type: ignore[attr-defined]
+        assert port.describe()["link"] == "gone"
+        bufs = np.empty(4, np.int32)
+        assert port.rx_burst(bufs, 4) == 0
+        assert dp.alloc(bufs, 4) == 4
+        dp.meta[bufs, 0] = 128
+        dp.meta[bufs, 1] = 60
+        assert port.tx_burst(bufs, 4) == 4  # accepted and counted, as AF_PACKET does
+        assert int(port.stats[REASON["link_down"]]) == 4
+    finally:
+        port.close()
