@@ -123,3 +123,34 @@ def test_af_xdp_interface_deleted_under_the_port(dp: Dataplane, veth: Veth) -> N
         assert int(port.stats[REASON["link_down"]]) == 4
     finally:
         port.close()
+
+
+@pytest.mark.root
+def test_af_xdp_counts_what_the_kernel_dropped_as_ring_full(dp: Dataplane, veth: Veth) -> None:
+    import numpy as np
+
+    from spp.ports.af_xdp import N_RX
+    from spp.runtime.stats import REASON, RX_PACKETS
+    from spp.testing.kit import wait_for
+
+    port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+    sock = ns_packet_socket(veth.ns, veth.peer)
+    try:
+        frame = bytes.fromhex("02aabbccdd01" "02aabbccdd02" "88b5") + bytes(50)
+        for _ in range(N_RX + 500):  # nobody reads: the rx ring fills, the kernel drops the rest
+            sock.send(frame)
+
+        def dropped() -> bool:
+            port.check_link(force=True)  # type: ignore[attr-defined]
+            return int(port.stats[REASON["ring_full"]]) == 500
+
+        wait_for(dropped, timeout=10, message="500 frames counted ring_full")
+        bufs = np.empty(64, np.int32)
+        got = 0
+        while (k := port.rx_burst(bufs, 64)) > 0:
+            dp.free(bufs[:k].copy(), k)
+            got += k
+        assert got == N_RX == int(port.stats[RX_PACKETS])
+    finally:
+        sock.close()
+        port.close()

@@ -298,6 +298,8 @@ def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = 
         info["native"] = bool(info["native"]) and runs_native(w)
         if w.error is not None:
             raise BenchError(f"spp worker failed: {w.error!r}")
+        drops = {str(p.id): p.stats_dict()["drops"] for p in ports.all()}
+        info["spp_drops"] = {k: v for k, v in drops.items() if isinstance(v, dict) and any(v.values())}
     finally:
         inner.run()
         cleanup.errors.extend(inner.errors)

@@ -36,7 +36,6 @@ import errno
 import logging
 import mmap
 import os
-import socket
 import struct
 import time
 from typing import Any, Final
@@ -337,6 +336,17 @@ def libxdp() -> ctypes.CDLL:
     return _lib
 
 
+_libc_handle: ctypes.CDLL | None = None
+
+
+def _libc() -> ctypes.CDLL:
+    """libc for ``getsockopt`` on an XDP socket (Python's socket module does not know the family)."""
+    global _libc_handle
+    if _libc_handle is None:
+        _libc_handle = ctypes.CDLL(None, use_errno=True)
+    return _libc_handle
+
+
 def _pidfile(ifindex: int, iface: str) -> str:
     return os.path.join(PIDDIR, f"{ifindex}-{iface}.pid")
 
@@ -460,13 +470,14 @@ class Xsk:
 
     def kernel_drops(self) -> int:
         """Frames the kernel dropped since the last call (rx ring full, no fill chunk, invalid)."""
-        sock = socket.socket(fileno=os.dup(self.fd))
-        try:
-            raw = sock.getsockopt(SOL_XDP, XDP_STATISTICS, 48)
-        finally:
-            sock.close()
-        rx_dropped, rx_invalid, _tx_invalid, rx_full, fill_empty, _tx_empty = struct.unpack("6Q", raw)
-        total = rx_dropped + rx_invalid + rx_full + fill_empty
+        buf = ctypes.create_string_buffer(48)
+        size = ctypes.c_uint32(48)
+        if _libc().getsockopt(self.fd, SOL_XDP, XDP_STATISTICS, buf, ctypes.byref(size)) < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        raw = buf.raw
+        # rx_dropped counts every frame the socket lost (ring full and no fill chunk included)
+        total = struct.unpack_from("Q", raw)[0]
         last = getattr(self, "_last_drops", 0)
         self._last_drops = total
         return int(total - last)
