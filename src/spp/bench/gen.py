@@ -42,6 +42,20 @@ def frame(size: int) -> bytes:
     return (head + bytes(range(256)) * 8)[:size]
 
 
+def udp_frame(size: int, flow: int) -> bytes:
+    """An IPv4/UDP frame (198.18.0.1 → 198.18.0.2, RFC 2544's range) from source port 1024 + ``flow``."""
+    ip_len = size - 14
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0, bytes([198, 18, 0, 1]),
+                               bytes([198, 18, 0, 2])))
+    c = sum(struct.unpack("!10H", bytes(ip)))
+    c = (c & 0xFFFF) + (c >> 16)
+    c = (c & 0xFFFF) + (c >> 16)
+    struct.pack_into("!H", ip, 10, ~c & 0xFFFF)
+    udp = struct.pack("!HHHH", 1024 + flow, 9, ip_len - 20, 0)
+    body = bytes(ip) + udp
+    return bytes.fromhex("02aabbccdd01" "02aabbccdd02" "0800") + body + bytes(size - 14 - len(body))
+
+
 @njit(cache=True, nogil=True)
 def _hand_over(words: np.ndarray, pos: int, want: int, nr: int, stride: int, size: int) -> int:
     """Mark up to ``want`` free slots from ``pos`` on for sending; return how many (stops at a busy slot)."""
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--core", type=int, default=None)
+    ap.add_argument("--flows", type=int, default=0,
+                    help="0: one non-IP frame; N: IPv4/UDP frames from N source ports, slot by slot")
     args = ap.parse_args(argv)
     if args.core is not None and args.core in os.sched_getaffinity(0):
         os.sched_setaffinity(0, {args.core})
@@ -81,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     ring = mmap.mmap(sock.fileno(), BLOCK_SIZE * BLOCKS, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     words = np.frombuffer(ring, np.uint32)
     data = np.frombuffer(ring, np.uint8).reshape(nr, FRAME_SIZE)
-    data[:, TX_DATA_OFF : TX_DATA_OFF + args.size] = np.frombuffer(frame(args.size), np.uint8)
+    if args.flows:
+        for i in range(nr):
+            data[i, TX_DATA_OFF : TX_DATA_OFF + args.size] = np.frombuffer(udp_frame(args.size, i % args.flows),
+                                                                           np.uint8)
+    else:
+        data[:, TX_DATA_OFF : TX_DATA_OFF + args.size] = np.frombuffer(frame(args.size), np.uint8)
     status = words.reshape(nr, FRAME_SIZE // 4)[:, 0]
     _hand_over(words, 0, 0, nr, FRAME_SIZE // 4, args.size)  # compile (or load) before "ready"
     print("ready", flush=True)

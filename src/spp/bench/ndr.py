@@ -71,6 +71,7 @@ from spp.bench.mirror_peers import _Net, _tc, ovs_bridge, ovs_missing
 from spp.testing import unique_prefix, wait_for
 
 RESOLUTION = 0.02
+FLOWS = 64  # UDP source ports the generator cycles through (so a flow hash can spread them)
 MIN_TRIAL_S = 2.0
 TRAFGEN = "trafgen"
 
@@ -128,10 +129,11 @@ class _Generator:
     def args(self, pps: float | None, seconds: float) -> list[str]:
         rate = self.UNPACED if pps is None else pps / 1e6
         return ["--ns", self.net.ns_gen, "--iface", self.net.ga, "--rate", f"{rate:.6f}", "--seconds", str(seconds),
-                "--size", str(self.size), "--core", str(self.core)]
+                "--size", str(self.size), "--core", str(self.core), "--flows", str(FLOWS)]
 
     def command(self) -> str:
-        return f"python3 -m spp.bench.gen --iface gA --rate MPPS --size {self.size} --core {self.core}"
+        return (f"python3 -m spp.bench.gen --iface gA --rate MPPS --size {self.size} --core {self.core} "
+                f"--flows {FLOWS}")
 
     def run(self, pps: float | None, seconds: float) -> float:
         """Send; return the seconds it sent for."""
@@ -216,13 +218,14 @@ class _Bench:
 
     def warm_up(self, mirror: bool) -> None:
         """Short slow trials until frames come through (compiled code loaded, sockets open)."""
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900
         while True:
             t = self.trial(20000.0, mirror, 0.2)
             if t.delivered > 0 and (not mirror or (t.mirrored or 0) > 0):
                 return
             if time.monotonic() > deadline:
-                raise BenchError("nothing came through the forwarder within 300 s of warm-up")
+                raise BenchError("nothing came through the forwarder within 900 s of warm-up (a cold compile of "
+                                 "the worker loop on a busy host takes minutes)")
 
     def search(self, mirror: bool) -> dict[str, Any]:
         """The top trial, then the binary search for the highest zero-loss rate."""
@@ -263,7 +266,11 @@ Setup = Callable[["_Bench", Cleanup], contextlib.AbstractContextManager[dict[str
 
 
 @contextlib.contextmanager
-def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = False) -> Iterator[dict[str, Any]]:
+def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = False,
+         workers: int = 1) -> Iterator[dict[str, Any]]:
+    """spp forwarding fA → fB; with ``workers`` 2, a second Worker (on the generator's core: this
+    host has two) forwards queue 1 (``phy:0nq1`` → ``phy:1nq1``): PACKET_FANOUT splits fA's frames
+    between the two by flow hash (the generator sends :data:`FLOWS` UDP flows)."""
     import spp.runtime.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
@@ -286,18 +293,34 @@ def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = 
             agent = MirrorAgent(dp, ports)
             inner.push("mirror agent", agent.close)
             agent.register("m0", a, c, "rx")
-        w = wm.Worker(dp, b.opts.core)
-        w.start()
-        inner.push("worker", w.stop)
-        w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", b.opts.core), (wm.Attachment(a),),
-                                                  (wm.Attachment(o),)),), 1), timeout=300)
-        info["native"] = runs_native(w)
+        pairs = [(b.opts.core, a, o)]
+        if workers == 2:
+            from spp.ports.base import open_port
+
+            a1 = open_port(dp, "phy:0nq1", iface=b.net.fa, **kw)
+            inner.push("phy:0nq1", a1.close)
+            o1 = open_port(dp, "phy:1nq1", iface=b.net.fb, **kw)
+            inner.push("phy:1nq1", o1.close)
+            pairs.append((b.gen_core, a1, o1))
+        ws = []
+        for core, src, dst in pairs:
+            w = wm.Worker(dp, core)
+            w.start()
+            inner.push("worker", w.stop)
+            w.publish(wm.WorkerPlan((wm.ComponentPlan(Forward(dp, "fwd", core), (wm.Attachment(src),),
+                                                      (wm.Attachment(dst),)),), 1), timeout=300)
+            ws.append(w)
+        info["native"] = all(runs_native(w) for w in ws)
+        info["workers"] = workers
         info["command"] = (f"in-process Worker on core {b.opts.core}: phy:0 (fA) → forward → phy:1 (fB)"
-                           + ("; port mirror phy:0 rx → phy:2 (fC)" if mirror else ""))
+                           + ("; port mirror phy:0 rx → phy:2 (fC)" if mirror else "")
+                           + (f"; a second Worker on core {b.gen_core}: phy:0nq1 → forward → phy:1nq1 "
+                              "(PACKET_FANOUT hash)" if workers == 2 else ""))
         yield info
-        info["native"] = bool(info["native"]) and runs_native(w)
-        if w.error is not None:
-            raise BenchError(f"spp worker failed: {w.error!r}")
+        info["native"] = bool(info["native"]) and all(runs_native(w) for w in ws)
+        for w in ws:
+            if w.error is not None:
+                raise BenchError(f"spp worker failed: {w.error!r}")
         drops = {str(p.id): p.stats_dict()["drops"] for p in ports.all()}
         info["spp_drops"] = {k: v for k, v in drops.items() if isinstance(v, dict) and any(v.values())}
     finally:
@@ -370,6 +393,7 @@ SIDES: dict[str, Side] = {
     "testpmd-af_packet": Side("dpdk-testpmd io (net_af_packet x2)", False, _testpmd),
     "testpmd-af_xdp": Side("dpdk-testpmd io (net_af_xdp x2)", False, functools.partial(_testpmd, pmd="af_xdp")),
     "tc-redirect": Side("linux tc (u32, mirred redirect)", False, _tc_side),
+    "spp-af_packet-2w": Side("spp phy, 2 workers (fanout)", False, functools.partial(_spp, workers=2)),
     "spp-mirror": Side("spp phy + port mirror", True, functools.partial(_spp, mirror=True)),
     "tc-mirror": Side("linux tc (u32, mirred mirror + redirect)", True, functools.partial(_tc_side, mirror=True)),
     "ovs-mirror": Side("open vswitch (netdev datapath, mirror)", True, _ovs),
@@ -379,6 +403,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("spp-af_packet", "testpmd-af_packet"),
     ("spp-af_xdp", "testpmd-af_xdp"),
     ("spp-af_packet", "tc-redirect"),
+    ("spp-af_packet-2w", "testpmd-af_packet"),
     ("spp-mirror", "tc-mirror"),
     ("spp-mirror", "ovs-mirror"),
 )
