@@ -25,8 +25,8 @@ def test_af_xdp_phy_conforms(dp: Dataplane, veth: Veth) -> None:
     def make(dp: Dataplane) -> Iterator[Harness]:
         dp.set_config({"phy": ["nonexistent0", veth.local], "phy_driver": "af_xdp"})
         port = open_port(dp, "phy:1")
-        assert port.describe()["driver"] == "af_xdp"
         assert port.fileno() is not None
+        assert port.describe()["driver"] == "af_xdp"
         sock = ns_packet_socket(veth.ns, veth.peer)
         try:
             yield Harness(port, lambda frames: [sock.send(f) for f in frames] and None,
@@ -44,6 +44,8 @@ def test_af_xdp_phy_conforms(dp: Dataplane, veth: Veth) -> None:
 def test_af_xdp_refuses_a_held_interface_and_auto_falls_back(dp: Dataplane, veth: Veth) -> None:
     first = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
     try:
+        assert not xdp_attached(veth.local)  # nothing taken before the port receives
+        assert first.fileno() is not None
         assert xdp_attached(veth.local)
         # another spp process's program: simulated by a pid file naming a live process that is not us
         from spp.ports import af_xdp
@@ -54,7 +56,7 @@ def test_af_xdp_refuses_a_held_interface_and_auto_falls_back(dp: Dataplane, veth
             open_port(dp, "phy:1", iface=veth.local, driver="af_xdp")
         other = open_port(dp, "phy:1", iface=veth.local, driver="auto")
         try:
-            assert other.describe()["driver"] == "af_packet"
+            assert other.describe()["driver"] == "af_packet"  # refused at open: af_packet from the start
             assert "already has an XDP program" in other.describe()["driver_note"]
         finally:
             other.close()
@@ -70,6 +72,7 @@ from spp.runtime.dataplane import Dataplane, Layout
 from spp.testing import unique_prefix
 dp = Dataplane.create(unique_prefix("xdpc"), Layout(n_bufs=1024, n_rings=2, ring_size=64))
 port = open_port(dp, "phy:0", iface=sys.argv[1], driver="af_xdp")
+assert port.fileno() is not None  # the socket opens with the first receive
 print("ready", flush=True)
 time.sleep(600)
 """
@@ -94,6 +97,7 @@ def test_a_crashed_owner_s_program_is_removed_at_the_next_start(dp: Dataplane, v
     assert xdp_attached(veth.local), "a killed process leaves its XDP program behind"
     with caplog.at_level("WARNING"):
         port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+        assert port.fileno() is not None
     try:
         assert f"stale XDP program that spp process {child.pid}" in caplog.text
         assert port.describe()["driver"] == "af_xdp"
@@ -134,6 +138,7 @@ def test_af_xdp_counts_what_the_kernel_dropped_as_ring_full(dp: Dataplane, veth:
     from spp.testing.kit import wait_for
 
     port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
+    assert port.fileno() is not None
     sock = ns_packet_socket(veth.ns, veth.peer)
     try:
         frame = bytes.fromhex("02aabbccdd01" "02aabbccdd02" "88b5") + bytes(50)
@@ -189,7 +194,8 @@ def test_compiled_worker_drives_af_xdp(dp: Dataplane, veth: Veth) -> None:
         there = [numbered(i, size=60 + i, vlan=(i % 3) * 100) for i in range(300)]
         for f in there:
             sock.send(f)
-        wait_for(lambda: drain(len(there)), timeout=30, message=lambda: f"{len(got)} of {len(there)}")
+        wait_for(lambda: drain(len(there)), timeout=300,  # a cold compile of the loop
+                 message=lambda: f"{len(got)} of {len(there)}")
         assert got == there
         back = [numbered(1000 + i, size=64 + i) for i in range(300)]
         ids = np.zeros(len(back), np.int32)

@@ -411,12 +411,16 @@ class Xsk:
         try:
             self._write_pidfile()
             self.mode = "native"
-            r = self._create(lib, iface, queue, addr, 0)
+            for _ in range(50):  # a socket closed just before releases the queue in deferred kernel work
+                r = self._create(lib, iface, queue, addr, 0)
+                if r != -errno.EBUSY:
+                    break
+                time.sleep(0.02)
             if r < 0 and -r in (errno.ERANGE, errno.EOPNOTSUPP, errno.EINVAL):
                 # the driver's own XDP refused (a veth with a large MTU, no native XDP): the generic hook
                 native_err = os.strerror(-r)
                 self.mode = "skb"
-                for _ in range(50):  # the failed socket releases the queue in deferred kernel work
+                for _ in range(50):  # the failed socket releases the queue in deferred work too
                     r = self._create(lib, iface, queue, addr, XDP_FLAGS_SKB_MODE)
                     if r != -errno.EBUSY:
                         break

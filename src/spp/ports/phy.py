@@ -830,7 +830,7 @@ def _make(dp: Dataplane, pid: PortId, opts: dict[str, Any]) -> Port:
     from spp.ports.phy_xdp import XdpPhyPort
 
     try:
-        return XdpPhyPort(dp, pid, **opts)
+        return XdpPhyPort(dp, pid, **opts, forced=driver == "af_xdp")
     except XdpError as e:
         if driver == "af_xdp":
             raise PortError(f"{pid}: AF_XDP is not possible: {e}") from None
