@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from spp.ports.af_xdp import XdpError, Xsk, claim_interface, xdp_rx, xdp_rx_ready, xdp_tx
+from spp.ports.af_xdp import N_FRAMES, N_RX, N_TX, XdpError, Xsk, claim_interface, xdp_rx, xdp_rx_ready, xdp_tx
 from spp.ports.base import PortId
 from spp.ports.phy import DRV_AF_XDP, PH_COLS, PH_DRV, PH_RX, PH_TX, PhyPort, _mtu
 from spp.runtime.dataplane import Dataplane
@@ -231,8 +231,8 @@ class XdpPhyPort(PhyPort):
         rx = self._rxs
         if isinstance(rx, _Half):
             d.update({"driver": "af_xdp", "xdp_mode": rx.xsk.mode, "fanout_group": None,
-                      "rx_ring": "AF_XDP rx/fill 2048, UMEM 4096 x 4 KiB (copied into pool buffers)",
-                      "tx_ring": "AF_XDP tx/completion 2048"})
+                      "rx_ring": f"AF_XDP rx/fill {N_RX}, UMEM {N_FRAMES} x 4 KiB (copied into pool buffers)",
+                      "tx_ring": f"AF_XDP tx/completion {N_TX}"})
         elif not self.fallback:
             d["driver"] = "af_xdp (opens with the first receive; af_packet tx until then)"
         return d
