@@ -14,6 +14,19 @@ from spp.testing.conformance import Harness, check_port, iter_steps
 from spp.testing.netns import Veth, ns_packet_socket, recv_frames
 
 
+def _have_libxdp() -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libxdp.so.1")
+    except OSError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _have_libxdp(), reason="libxdp1 not installed (scripts/setup.sh installs it)")
+
+
 def xdp_attached(iface: str) -> bool:
     out = subprocess.run(["ip", "-d", "link", "show", "dev", iface], capture_output=True, text=True, check=False)
     return " xdp" in out.stdout or "prog/xdp" in out.stdout
