@@ -311,6 +311,7 @@ def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = 
                                                       (wm.Attachment(dst),)),), 1), timeout=300)
             ws.append(w)
         info["native"] = all(runs_native(w) for w in ws)
+        info["driver"] = a.describe().get("driver", driver)  # AF_XDP's socket opened with the plan
         info["workers"] = workers
         info["command"] = (f"in-process Worker on core {b.opts.core}: phy:0 (fA) → forward → phy:1 (fB)"
                            + ("; port mirror phy:0 rx → phy:2 (fC)" if mirror else "")
