@@ -128,6 +128,7 @@ def test_af_xdp_interface_deleted_under_the_port(dp: Dataplane, veth: Veth) -> N
 
     port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
     try:
+        assert port.fileno() is not None and port.describe()["driver"] == "af_xdp"  # the socket is open
         delete_link(veth.local)
         port.check_link(force=True)  # type: ignore[attr-defined]
         assert port.describe()["link"] == "gone"
