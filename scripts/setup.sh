@@ -14,6 +14,16 @@ fi
 if [ "${SPP_WITH_TESTPMD:-0}" = 1 ] && ! command -v dpdk-testpmd >/dev/null 2>&1; then
     need_apt+=(dpdk-dev librte-net-af-packet23)
 fi
+# spp bench ndr's peers and cross-checks: testpmd on net_af_xdp, Open vSwitch, trafgen;
+# the AF_XDP phy driver: libxdp/libbpf (xdp-tools to inspect what is attached)
+if [ "${SPP_WITH_TESTPMD:-0}" = 1 ]; then
+    dpkg -s librte-net-af-xdp23 >/dev/null 2>&1 || need_apt+=(librte-net-af-xdp23)
+    command -v ovs-vswitchd >/dev/null 2>&1 || need_apt+=(openvswitch-switch)
+    command -v trafgen >/dev/null 2>&1 || need_apt+=(netsniff-ng)
+fi
+for pkg in libxdp1 libbpf1 xdp-tools; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need_apt[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \

@@ -41,6 +41,8 @@ class Options:
     rate: float = 0.2  # the phy load being run (set per entry of ``rates``)
     size: int = 64
     peer: bool = True
+    quick: bool = False  # ndr: short trials, coarse resolution (a smoke run, not a measurement)
+    sides: tuple[str, ...] = ()  # ndr: the sides to run (empty: all)
 
 
 @dataclass

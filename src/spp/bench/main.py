@@ -38,6 +38,7 @@ DESCRIPTIONS: dict[str, str] = {
     "mirror-overhead": "nullpmd → forward → nullpmd with vs without a shallow port mirror to a nullpmd (same run)",
     "mirror-component": "spp-mirror's mirror component ring:0 → ring:1 + ring:2 (shallow) vs forward on the same rings",
     "vlan": "forward with add_vlantag / del_vlantag on its tx port vs the same forward without (same run)",
+    "ndr": "highest zero-loss rate (RFC 2544 NDR, trafgen) through spp phy vs testpmd, tc, OVS on veths (root)",
     "memory": "worker RSS; start-up to first forwarded frame and spp-vf registration, cold vs warm compile cache",
 }
 DEFAULT = ("forward", "ring", "memory")
@@ -96,6 +97,10 @@ def _scenario(name: str) -> Scenario:
         from spp.bench import vlan
 
         return vlan.run
+    if name == "ndr":
+        from spp.bench import ndr
+
+        return ndr.run
     raise AssertionError(name)
 
 
@@ -117,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="phy: offered load in Mpps (repeatable: one result per rate; default 0.2)")
     ap.add_argument("--size", type=int, default=64, help="frame size in bytes (default 64)")
     ap.add_argument("--no-peer", action="store_true", help="do not run dpdk-testpmd beside spp")
+    ap.add_argument("--quick", action="store_true",
+                    help="ndr: short trials and 20%% resolution (proves it runs; not a measurement)")
+    ap.add_argument("--side", action="append", dest="sides", metavar="SIDE",
+                    help="ndr: a side to measure (repeatable; default all: spp-af_packet, spp-af_xdp, "
+                         "testpmd-af_packet, testpmd-af_xdp, tc-redirect, spp-mirror, tc-mirror, ovs-mirror)")
     return ap
 
 
@@ -139,7 +149,7 @@ def _check(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Options:
         if not 0 < r <= 10:
             ap.error(f"--rate {r}: must be more than 0 and at most 10 Mpps")
     return Options(seconds=args.seconds, rounds=args.rounds, core=args.core, bursts=bursts, rates=rates,
-                   size=args.size, peer=not args.no_peer)
+                   size=args.size, peer=not args.no_peer, quick=args.quick, sides=tuple(args.sides or ()))
 
 
 def _print_table(results: list[Result]) -> None:
@@ -163,6 +173,8 @@ def _print_table(results: list[Result]) -> None:
             name += f" {r.extra['direction']}"
         if r.scenario == "mirror-peers" and "versus" in r.extra:
             name += f" vs {r.extra['versus']} @{r.extra['offered_mpps']}"
+        if r.scenario == "ndr" and "side" in r.extra:
+            name += f" {r.extra['side']} {r.extra.get('driver')}"
         if r.scenario == "vlan" and "operation" in r.extra:
             name += f" {r.extra['operation']}"
         if r.scenario == "vf-chain" and "cores" in r.extra:
@@ -182,7 +194,8 @@ def _notes(r: Result) -> str:
              "cold_register_s": "cold register s", "warm_register_s": "warm register s",
              "peer_start_s": "peer start s", "exact": "exact", "peer_error": "no peer",
              "mirrored_mpps": "mirrored", "mirror_loss": "mirror loss", "peer_mirrored_mpps": "peer mirrored",
-             "peer_mirror_loss": "peer mirror loss", "native": "native", "peer_native": "peer native"}
+             "peer_mirror_loss": "peer mirror loss", "native": "native", "peer_native": "peer native",
+             "top_delivered_mpps": "at top", "generator_max_mpps": "gen max", "generator_bound": "gen-bound"}
     out = []
     for key, label in short.items():
         if key in r.extra:

@@ -36,7 +36,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from spp.bench.common import BenchError, Cleanup, Options, OutputReader, Result, runs_native, spawn
 from spp.bench.phy import _Generator, _rx_packets
@@ -203,6 +204,17 @@ def ovs_missing() -> str | None:
 
 def _ovs_side(net: _Net, opts: Options, window: float, rounds: int, gen_core: int,
               cleanup: Cleanup) -> tuple[list[tuple[float, float, float, float]], str]:
+    with ovs_bridge(net, opts.core, cleanup) as what:
+        return _measure(net, opts, window, rounds, gen_core, cleanup), what
+
+
+@contextlib.contextmanager
+def ovs_bridge(net: Any, core: int, cleanup: Cleanup, mirror: bool = True) -> Iterator[str]:
+    """An ``ovs-vswitchd`` (netdev datapath, pinned to ``core``) forwarding ``net.fa`` → ``net.fb``.
+
+    With ``mirror``, every frame received on ``net.fa`` is mirrored to ``net.fc``.  Yields
+    what was set up; everything is removed on exit (errors go to ``cleanup.errors``).
+    """
     inner = Cleanup()
     try:
         d = tempfile.mkdtemp(prefix="spp-ovs-")
@@ -236,23 +248,23 @@ def _ovs_side(net: _Net, opts: Options, window: float, rounds: int, gen_core: in
             return r.returncode == 0
 
         wait_for(db_up, timeout=20, interval=0.2, message="ovsdb-server to answer")
-        OutputReader(spawn([*ovs_env, "taskset", "-c", str(opts.core), "ovs-vswitchd", db, f"--pidfile={d}/vs.pid",
+        OutputReader(spawn([*ovs_env, "taskset", "-c", str(core), "ovs-vswitchd", db, f"--pidfile={d}/vs.pid",
                             f"--log-file={d}/vs.log", f"--unixctl={d}/vs.ctl"], inner, "ovs-vswitchd"))
         vsctl = ("ovs-vsctl", f"--db={db}", "--timeout=20")
         run(*vsctl, "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev")
         inner.push("ovs bridge", lambda: run(*vsctl, "--if-exists", "del-br", br))
-        for port in (net.fa, net.fb, net.fc):
+        for port in (net.fa, net.fb, *((net.fc,) if mirror else ())):
             run(*vsctl, "add-port", br, port)
-        run(*vsctl, "--", "--id=@a", "get", "port", net.fa, "--", "--id=@c", "get", "port", net.fc,
-            "--", "--id=@m", "create", "mirror", "name=m0", "select_src_port=@a", "output_port=@c",
-            "--", "set", "bridge", br, "mirrors=@m")
+        if mirror:
+            run(*vsctl, "--", "--id=@a", "get", "port", net.fa, "--", "--id=@c", "get", "port", net.fc,
+                "--", "--id=@m", "create", "mirror", "name=m0", "select_src_port=@a", "output_port=@c",
+                "--", "set", "bridge", br, "mirrors=@m")
         wait_for(lambda: os.path.exists(f"{d}/{br}.mgmt"), timeout=20, message="the bridge's OpenFlow socket")
         run("ovs-ofctl", "del-flows", f"unix:{d}/{br}.mgmt")
         run("ovs-ofctl", "add-flow", f"unix:{d}/{br}.mgmt", f"in_port={net.fa},actions=output:{net.fb}")
-        out = _measure(net, opts, window, rounds, gen_core, inner)
         version = run("ovs-vswitchd", "--version").splitlines()[0]
-        return out, f"{version}: bridge {br} datapath_type=netdev, flow in_port=fA,actions=output:fB, " \
-                    "mirror select_src_port=fA output_port=fC"
+        yield f"{version}: bridge {br} datapath_type=netdev, flow in_port=fA,actions=output:fB" + (
+            ", mirror select_src_port=fA output_port=fC" if mirror else "")
     finally:
         inner.run()
         cleanup.errors.extend(inner.errors)

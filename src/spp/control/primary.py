@@ -556,6 +556,8 @@ class Options:
     #: ``tap:N`` interface names (``{"N": IFNAME}``) for the stack's config; unnamed ones are ``spptapN``.
     tap: dict[str, str] = field(default_factory=dict)
     log_format: str = "text"
+    #: phy ports' driver (``auto``: AF_XDP where the kernel and interface allow it, else AF_PACKET).
+    phy_driver: str = "auto"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -572,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ring-size", type=int, default=Layout.ring_size, help="slots per ring (power of two)")
     parser.add_argument("-l", "--lcores", default="0", help="cores of this process (reported in status)")
     parser.add_argument("-p", "--portmask", default=None, help="DPDK-style mask selecting --phy interfaces")
+    parser.add_argument("--phy-driver", default="auto", choices=["auto", "af_xdp", "af_packet"],
+                        help="phy ports' driver (default auto: AF_XDP where the kernel and the interface allow it, "
+                             "else AF_PACKET; each port logs which and why)")
     parser.add_argument(
         "--program", action="append", default=[], metavar="KIND=COMMAND",
         help="command that runs secondaries of KIND (nfv, vf, mirror, pcap) on launch (default: spp-KIND)",
@@ -657,7 +662,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         layout.check()
     except ValueError as exc:
         parser.error(str(exc))
-    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level, taps, args.log_format)
+    return Options(server, phy, args.file_prefix, layout, lcores, programs, args.log_level, taps, args.log_format,
+                   args.phy_driver)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -672,7 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spp-primary: {exc}", file=sys.stderr)
         return 2
     try:
-        config: dict[str, Any] = {"phy": opts.phy, **({"tap": opts.tap} if opts.tap else {})}
+        config: dict[str, Any] = {"phy": opts.phy, **({"tap": opts.tap} if opts.tap else {}),
+                                  **({"phy_driver": opts.phy_driver} if opts.phy else {})}
         dp, how = Dataplane.open_primary(opts.file_prefix, opts.layout, config=config)
     except FileExistsError as exc:
         print(f"spp-primary: {exc}", file=sys.stderr)

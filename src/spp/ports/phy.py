@@ -66,6 +66,7 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
+from spp.ports.af_xdp import XS_FD, XS_KICK, XS_MTU, XS_UP, xdp_rx_at, xdp_tx_at
 from spp.ports.base import Port, PortError, PortId, register_driver
 from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
 from spp.ports.csum import TP_STATUS_CSUMNOTREADY, complete_l4_checksum
@@ -131,9 +132,15 @@ TXS_HEAD, TXS_QUEUED, TXS_KICK, TXS_MTU, TXS_UP, TXS_FD = range(6)
 TXS_LEN: Final = 8
 KICK_LINK: Final = 1
 #: Columns of a phy port's row for the compiled worker loop (:meth:`PhyPort.native_view`):
-#: rx ring and state addresses, tx ring and state addresses (0: that direction has no socket).
-PH_RX, PH_RXS, PH_TX, PH_TXS = range(4)
-PH_COLS: Final = 4
+#: rx ring and state addresses, tx ring and state addresses (0: that direction has no socket),
+#: the driver (:data:`DRV_AF_PACKET`; :data:`DRV_AF_XDP`: ``PH_RX``/``PH_TX`` are then the
+#: address of the AF_XDP state array, :mod:`spp.ports.af_xdp`).
+PH_RX, PH_RXS, PH_TX, PH_TXS, PH_DRV = range(5)
+PH_COLS: Final = 5
+DRV_AF_PACKET: Final = 0
+DRV_AF_XDP: Final = 1
+# The AF_XDP state keeps the link facts where the AF_PACKET tx state has them (one link code).
+assert (XS_KICK, XS_MTU, XS_UP, XS_FD) == (TXS_KICK, TXS_MTU, TXS_UP, TXS_FD)
 _NO_NRT: dict[str, Any] = {"_nrt": False}
 
 
@@ -350,10 +357,16 @@ def phy_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, pctrl: np.ndarray, p
 @njit(cache=True, nogil=True, **_NO_NRT)
 def phy_rx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
               meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, out: np.ndarray, n: int) -> int:
-    """:func:`v3_rx` on the ring a compiled worker reaches by address (``row``: ``PH_*`` columns)."""
+    """:func:`v3_rx` on the ring a compiled worker reaches by address (``row``: ``PH_*`` columns).
+
+    An AF_XDP row (``row[PH_DRV]``) goes to :func:`spp.ports.af_xdp.xdp_rx_at`.
+    """
     a = row[PH_RX]
     if a == 0:
         return 0
+    if row[PH_DRV] == DRV_AF_XDP:
+        kx: int = xdp_rx_at(a, pctrl, pslots, refcnt, header, meta, data, stats, slot, out, n)
+        return kx
     r32 = raw_array(a, RX_RING_BYTES >> 2, np.uint32)
     st = raw_array(row[PH_RXS], 4, np.int64)
     if load_acquire(r32, st[0] * (RX_BLOCK_SIZE >> 2) + 2) & TP_STATUS_USER == 0:
@@ -367,10 +380,16 @@ def phy_rx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np
 def phy_tx_at(row: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, header: np.ndarray,
               meta: np.ndarray, data: np.ndarray, stats: np.ndarray, slot: int, ids: np.ndarray, n: int,
               scratch: np.ndarray) -> int:
-    """:func:`phy_tx` on the ring a compiled worker reaches by address; -1 also when there is no tx socket."""
+    """:func:`phy_tx` on the ring a compiled worker reaches by address; -1 also when there is no tx socket.
+
+    An AF_XDP row goes to :func:`spp.ports.af_xdp.xdp_tx_at`.
+    """
     a = row[PH_TX]
     if a == 0:
         return -1
+    if row[PH_DRV] == DRV_AF_XDP:
+        kx: int = xdp_tx_at(a, pctrl, pslots, refcnt, header, meta, data, stats, slot, ids, n, scratch)
+        return kx
     k: int = phy_tx(raw_array(a, TX_RING_BYTES, np.uint8), raw_array(a, TX_RING_BYTES >> 2, np.uint32),
                     raw_array(row[PH_TXS], TXS_LEN, np.int64), pctrl, pslots, refcnt, header, meta, data, stats,
                     slot, ids, n, scratch)
@@ -519,6 +538,7 @@ class PhyPort(Port):
         self._next_check = 0.0
         self._scratch = np.empty(256, np.int32)
         self.reopens = 0
+        self.driver_note = ""
         self._retired: list[tuple[_Rx | None, _Tx | None, str]] = []
         try:
             # Fails early without CAP_NET_RAW; also our handle on this namespace's interfaces.
@@ -777,6 +797,7 @@ class PhyPort(Port):
             "rx_open": self._rxs is not None,
             "tx_open": self._txs is not None,
             "reopens": self.reopens,
+            **({"driver_note": self.driver_note} if self.driver_note else {}),
         }
 
 
@@ -791,6 +812,29 @@ def _iface_from_config(dp: Dataplane, pid: PortId) -> str:
     return str(phys[pid.index])
 
 
+PHY_DRIVERS: Final = ("auto", "af_xdp", "af_packet")
+
+
 @register_driver("phy")
 def _make(dp: Dataplane, pid: PortId, opts: dict[str, Any]) -> Port:
-    return PhyPort(dp, pid, **opts)
+    """Option ``driver`` (else the stack's ``phy_driver`` config, spp-primary ``--phy-driver``;
+    else ``af_packet``): ``af_xdp``, ``af_packet`` or ``auto`` (AF_XDP where the kernel and
+    the interface allow it, else AF_PACKET, saying why)."""
+    opts = dict(opts)
+    driver = opts.pop("driver", None) or dp.config().get("phy_driver") or "af_packet"
+    if driver not in PHY_DRIVERS:
+        raise PortError(f"{pid}: unknown phy driver {driver!r}; choose from: {', '.join(PHY_DRIVERS)}")
+    if driver == "af_packet":
+        return PhyPort(dp, pid, **opts)
+    from spp.ports.af_xdp import XdpError
+    from spp.ports.phy_xdp import XdpPhyPort
+
+    try:
+        return XdpPhyPort(dp, pid, **opts, forced=driver == "af_xdp")
+    except XdpError as e:
+        if driver == "af_xdp":
+            raise PortError(f"{pid}: AF_XDP is not possible: {e}") from None
+        log.warning("%s: driver af_packet (AF_XDP is not possible: %s)", pid, e)
+        port = PhyPort(dp, pid, **opts)
+        port.driver_note = f"AF_XDP not possible: {e}"
+        return port
