@@ -14,10 +14,14 @@ fi
 if [ "${SPP_WITH_TESTPMD:-0}" = 1 ] && ! command -v dpdk-testpmd >/dev/null 2>&1; then
     need_apt+=(dpdk-dev librte-net-af-packet23)
 fi
-# spp bench ndr's peers and cross-checks: testpmd on net_af_xdp, Open vSwitch, trafgen;
-# the AF_XDP phy driver: libxdp/libbpf (xdp-tools to inspect what is attached)
+# testpmd on net_af_xdp (tests and spp bench ndr); the AF_XDP phy driver: libxdp/libbpf
+# (xdp-tools to inspect what is attached)
 if [ "${SPP_WITH_TESTPMD:-0}" = 1 ]; then
     dpkg -s librte-net-af-xdp23 >/dev/null 2>&1 || need_apt+=(librte-net-af-xdp23)
+fi
+# spp bench's other peers (SPP_WITH_BENCH_PEERS=1): Open vSwitch and trafgen.  Not for the
+# tests: openvswitch-switch brings a daemon (and on Debian swaps the time daemon).
+if [ "${SPP_WITH_BENCH_PEERS:-0}" = 1 ]; then
     command -v ovs-vswitchd >/dev/null 2>&1 || need_apt+=(openvswitch-switch)
     command -v trafgen >/dev/null 2>&1 || need_apt+=(netsniff-ng)
 fi

@@ -181,8 +181,8 @@ def test_compiled_worker_drives_af_xdp(dp: Dataplane, veth: Veth) -> None:
     import numpy as np
 
     from spp.components.forward import Forward
+    from spp.graph.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.ports.base import PortTable
-    from spp.runtime.worker import Attachment, ComponentPlan, Worker, WorkerPlan
     from spp.testing.kit import wait_for
     from spp.testing.packets import numbered
 

@@ -271,7 +271,7 @@ def _spp(b: _Bench, cleanup: Cleanup, driver: str = "af_packet", mirror: bool = 
     """spp forwarding fA → fB; with ``workers`` 2, a second Worker (on the generator's core: this
     host has two) forwards queue 1 (``phy:0nq1`` → ``phy:1nq1``): PACKET_FANOUT splits fA's frames
     between the two by flow hash (the generator sends :data:`FLOWS` UDP flows)."""
-    import spp.runtime.worker as wm
+    import spp.graph.worker as wm
     from spp.components.forward import Forward
     from spp.ports.base import PortTable
     from spp.runtime.dataplane import Dataplane, Layout
