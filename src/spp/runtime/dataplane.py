@@ -30,7 +30,7 @@ from spp.runtime.shm import Segment, StackLock, mappers, segment_path
 from spp.runtime.stats import N_FIELDS
 
 MAGIC: Final = 0x5350505F504F4F4C  # "SPP_POOL"
-VERSION: Final = 2  # 2: the member table
+VERSION: Final = 3  # 2: the member table; 3: rings mark free slots EMPTY (nobody waits)
 
 BUF_SIZE: Final = 2304
 HEADROOM: Final = 128
@@ -259,7 +259,10 @@ class Dataplane:
         hdr[H_OWNER_PID] = os.getpid()
         off, shape, _ = offs["pool_slots"]
         slots = np.frombuffer(seg.buf, np.int32, shape[0], off)
+        slots[:] = ringcore.EMPTY
         slots[: layout.n_bufs] = np.arange(layout.n_bufs, dtype=np.int32)
+        off, shape, _ = offs["ring_slots"]
+        np.frombuffer(seg.buf, np.int32, int(np.prod(shape)), off)[:] = ringcore.EMPTY
         off, shape, _ = offs["pool_ctrl"]
         ctrl = np.frombuffer(seg.buf, np.int64, shape[0], off)
         ctrl[ringcore.P_HEAD] = ctrl[ringcore.P_TAIL] = layout.n_bufs
