@@ -30,7 +30,7 @@ from spp.runtime.shm import Segment, StackLock, mappers, segment_path
 from spp.runtime.stats import N_FIELDS
 
 MAGIC: Final = 0x5350505F504F4F4C  # "SPP_POOL"
-VERSION: Final = 3  # 2: the member table; 3: rings mark free slots EMPTY (nobody waits)
+VERSION: Final = 3  # 2: the member table; 3: rings mark free slots EMPTY (nobody waits), launched table
 
 BUF_SIZE: Final = 2304
 HEADROOM: Final = 128
@@ -103,6 +103,7 @@ class Layout:
             ("header", (HEADER_WORDS,), np.int64, 64),
             ("members", (members.MAX_MEMBERS, members.MEMBER_COLS), np.int64, 64),
             ("workers", (MAX_WORKERS, WORKER_COLS), np.int64, 64),
+            ("launched", (members.MAX_LAUNCHED, members.LAUNCHED_COLS), np.int64, 64),
             ("pool_ctrl", (ringcore.CTRL_LEN,), np.int64, 64),
             ("pool_slots", (self.pool_ring,), np.int32, 64),
             ("refcnt", (self.n_bufs,), np.int32, 64),
@@ -221,6 +222,8 @@ class Dataplane:
         self.header = arrays["header"]
         self.members = arrays["members"]
         self.workers = arrays["workers"]
+        #: Secondaries the primary launched (:func:`members.record_launch`).
+        self.launched = arrays["launched"]
         self._member_row = -1
         self._lock: StackLock | None = None
         #: Live processes the segment was left to when this primary closed it (see :meth:`close`).
