@@ -181,8 +181,9 @@ def test_kill_anything_under_traffic_pool_stays_whole() -> None:
 
                 wait_for(lambda: delivered() > 1000, timeout=120, message=lambda: "traffic end to end: " + state())
                 primaries = 1
-                for _ in range(ROUNDS):
+                for round_ in range(ROUNDS):
                     victim = rng.choice([*names, "primary"])
+                    print(f"chaos round {round_ + 1}/{ROUNDS}: kill -9 {victim}; {state()}", flush=True)
                     wait_for(lambda: True, timeout=rng.uniform(0.01, 0.3))  # a random moment
                     if victim == "primary":
                         proc = stack.procs[f"spp-primary{'' if primaries == 1 else f'-{primaries}'}"]
