@@ -207,7 +207,7 @@ def test_kill_anything_under_traffic_pool_stays_whole() -> None:
                         configure(http, victim)
                     mark = delivered()
                     wait_for(lambda m=mark: delivered() > m + 1000, timeout=120,  # type: ignore[misc]
-                             message=lambda v=victim: f"traffic after killing {v}: " + state())
+                             message=lambda v=victim: f"traffic after killing {v}: " + state())  # type: ignore[misc]
                 # every dead process handled: the primary has reclaimed (or found nothing to reclaim)
                 wait_for(lambda: all(int(dp.members[r, 0]) == 0 or _alive(dp, r) for r in range(64)),
                          timeout=30, message="the primary to handle every dead process")
