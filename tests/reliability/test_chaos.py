@@ -19,7 +19,7 @@ again.  Afterwards every survivor stops gracefully, and:
 once per call, so a process killed mid-call takes up to one call's counts with it.)
 
 ``SPP_CHAOS_ROUNDS`` sets the rounds (CI: 4; by hand: ``SPP_CHAOS_ROUNDS=100 pytest -s
-tests/reliability/test_chaos.py``).
+--timeout 0 tests/reliability/test_chaos.py``, about 10 minutes).
 """
 
 from __future__ import annotations
