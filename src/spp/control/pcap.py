@@ -46,6 +46,7 @@ import numpy as np
 from spp import lang, ops
 from spp.control.manager import error_reply, success
 from spp.ports.base import Port, PortError, PortId, PortTable
+from spp.runtime import pause
 from spp.runtime.dataplane import M_LEN, M_OFF, M_ORIGLEN, Dataplane
 
 log = logging.getLogger("spp.pcap")
@@ -324,11 +325,22 @@ class Pcap:
             raise CaptureError(f"cannot capture {self.port}: {e}") from None
 
     def _receive(self, port: Port) -> None:
+        # This thread takes buffers and touches rings: it pauses with the workers when the primary
+        # stops the world to reclaim a dead process's buffers (spp.runtime.pause), holding none.
+        checkpoint = pause.Checkpoint(self.dp)
+        try:
+            self._receive_bursts(port, checkpoint)
+        finally:
+            checkpoint.close(lambda: None)
+
+    def _receive_bursts(self, port: Port, checkpoint: pause.Checkpoint) -> None:
         dp = self.dp
         bufs = np.empty(BURST, np.int32)
         snap = self.snaplen
         idle = 0
         while True:
+            if checkpoint.requested():
+                checkpoint.hold(lambda: None)
             stopping = self._stop.is_set()
             k = port.rx_burst(bufs)
             if k:
