@@ -2,7 +2,11 @@
 
 The stack classifies and mirrors (spp-vf 1: ``gen`` ring:4 → ring:0, ``cls`` classifier
 ring:0 → ring:1 (default); spp-mirror 2: ``mir`` mirror ring:1 → ring:2, ring:3 (shallow);
-spp-vf 3: ``out`` merge ring:2, ring:3 → ring:5).  The test itself feeds ring:4 with
+spp-vf 3: ``out`` merge ring:2, ring:3 → ring:5).  Beside it, the same shape at full
+speed keeps every worker busy, so that kills land in the middle of calls (vf 1 ``load``
+nullpmd:0 → ring:6, spp-mirror 2 ``mload`` ring:6 → ring:7, ring:8, vf 3 ``unload`` →
+nullpmd:1): its buffers share the pool, so a buffer given back while in use would
+show up as a corrupt frame on the checked path.  The test itself feeds ring:4 with
 numbered frames whose every byte follows from their number and checks every frame
 that arrives on ring:5 byte for byte (:class:`Traffic`, a thread that pauses with the
 workers when the primary stops the world).  Each round SIGKILLs one of vf 1, mirror
@@ -60,13 +64,16 @@ def configure(http: httpx.Client, name: str) -> None:
     """Apply process ``name``'s part of the scenario (as an operator would after a restart)."""
     if name == "vf1":
         component(http, "vf", 1, "gen", "forward", [(f"ring:{SOURCE}", "rx"), ("ring:0", "tx")])
+        component(http, "vf", 1, "load", "forward", [("nullpmd:0", "rx"), ("ring:6", "tx")])
         component(http, "vf", 1, "cls", "classifier", [("ring:0", "rx"), ("ring:1", "tx")])
         ok(http, "PUT", "/v1/vfs/1/classifier_table",
            {"action": "add", "type": "mac", "mac_address": "default", "port": "ring:1"})
     elif name == "mirror2":
         component(http, "mirror", 2, "mir", "mirror", [("ring:1", "rx"), ("ring:2", "tx"), ("ring:3", "tx")])
+        component(http, "mirror", 2, "mload", "mirror", [("ring:6", "rx"), ("ring:7", "tx"), ("ring:8", "tx")])
     elif name == "vf3":
         component(http, "vf", 3, "out", "merge", [("ring:2", "rx"), ("ring:3", "rx"), (f"ring:{SINK}", "tx")])
+        component(http, "vf", 3, "unload", "merge", [("ring:7", "rx"), ("ring:8", "rx"), ("nullpmd:1", "tx")])
 
 
 def start(stack: LocalStack, name: str) -> None:
@@ -158,7 +165,7 @@ def test_kill_anything_under_traffic_pool_stays_whole() -> None:
     rng = random.Random(int(os.environ.get("SPP_CHAOS_SEED", "7")))
     with LocalStack() as stack:
         stack.start_ctl(reply_timeout=120)
-        stack.start_primary(extra=["--pool-size", "4096", "--rings", "8", "--ring-size", "256"])
+        stack.start_primary(extra=["--pool-size", "4096", "--rings", "10", "--ring-size", "256"])
         dp = Dataplane.attach(stack.prefix)
         traffic = Traffic(dp)
         try:
