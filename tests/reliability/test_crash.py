@@ -134,7 +134,7 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
             reclaimed = http.get("/v1/primary/status").json()["pool"]["reclaimed"]
             print(f"after kill -9 of vf 1 and of the primary: {reclaimed} buffers reclaimed, "
                   f"{queued} queued in rings, {dp.in_use - queued} stranded")
-            assert dp.in_use == queued
+            assert dp.in_use == queued, (dp.pool_ctrl[[0, 8, 16, 24]], local.log_tail("spp-primary-2", 30))
             assert dp.double_frees == 0
     finally:
         dp.close()

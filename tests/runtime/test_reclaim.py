@@ -271,3 +271,19 @@ def test_a_ring_with_a_dead_claim_keeps_the_world_stoppable() -> None:
         assert w.error is None
         drain_ring(dp, 2)
         assert dp.double_frees == 0
+
+
+def test_frees_always_fit_the_pool_behind_a_stuck_consumer(dp: Dataplane) -> None:
+    """A consumer stopped mid-alloc holds the pool's consumer tail; others take at most CLAIM_WINDOW
+    past it, and the pool ring has that much room more than buffers: no free is ever refused."""
+    dp.pool_ctrl[ringcore.C_HEAD] += 2  # reserved 2 free buffers, then stopped (or died)
+    ids = np.zeros(64, np.int32)
+    taken = 0
+    for _ in range(8 * dp.n_bufs // 64):
+        k = dp.alloc(ids)
+        taken += k
+        dp.free(ids[:k].copy(), k)
+    assert ringcore.CLAIM_WINDOW - 64 <= taken <= ringcore.CLAIM_WINDOW  # then the pool looked empty
+    assert ringcore.recover(dp.pool_ctrl, dp.pool_slots) == (0, 2)
+    assert dp.free_count == dp.n_bufs  # every free went back
+    assert dp.double_frees == 0

@@ -96,7 +96,8 @@ class Layout:
 
     @property
     def pool_ring(self) -> int:
-        return _pow2(self.n_bufs)
+        # room for every buffer plus what consumers may hold reserved: a free never finds it full
+        return _pow2(self.n_bufs + ringcore.CLAIM_WINDOW)
 
     def offsets(self) -> tuple[dict[str, tuple[int, tuple[int, ...], Any]], int]:
         spec: list[tuple[str, tuple[int, ...], Any, int]] = [

@@ -27,7 +27,8 @@ consumer tail passed them).
 
 A process killed between its reservation and its tail move therefore leaves only
 its own unfinished slots behind: the tail stops there (consumers see nothing past
-it, producers see the ring fill up and count ``ring_full``) but every live process
+it, or at most ``CLAIM_WINDOW`` entries; producers see the ring fill up and count
+``ring_full``; the pool looks empty, or full to nobody: see ``CLAIM_WINDOW``) but every live process
 keeps running, so the world can be stopped (:mod:`spp.runtime.pause`) and
 :func:`recover` run: ids the dead producer wrote are published, slots it had not
 written are dropped (counted), ids a dead consumer had reserved go back to the ring
@@ -50,6 +51,11 @@ C_TAIL = 24
 CTRL_LEN = 32
 #: A slot that holds no id.
 EMPTY = -1
+#: Most entries consumers may hold reserved past the consumer tail (``C_HEAD - C_TAIL``).  A
+#: consumer stopped or killed mid-dequeue holds the tail back, and producers see the ring that
+#: much fuller; the bound keeps live consumers from growing that without limit, which matters
+#: for the pool: its ring has ``CLAIM_WINDOW`` slots more than buffers, so a free always fits.
+CLAIM_WINDOW = 1024
 
 
 @njit(cache=True, nogil=True)
@@ -106,7 +112,7 @@ def ring_dequeue(ctrl: np.ndarray, slots: np.ndarray, out: np.ndarray, start: in
         head = load_acquire(ctrl, C_HEAD)
         ptail = load_acquire(ctrl, P_TAIL)
         k = ptail - head
-        k = min(k, n)
+        k = min(k, n, load_acquire(ctrl, C_TAIL) + CLAIM_WINDOW - head)
         if k <= 0:
             return 0
         if atomic_cas(ctrl, C_HEAD, head, head + k) == head:
