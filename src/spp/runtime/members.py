@@ -90,12 +90,15 @@ def join(table: np.ndarray, role: int) -> int:
     """Take a row for this process in ``role``; return it (-1: the table is full)."""
     pid = os.getpid()
     mine = start_time(pid)
-    for row in range(table.shape[0]):
-        old = int(table[row, W_PID])
-        if (old == 0 or not _alive(table, row)) and _claim(table, row, old, pid):
-            table[row, W_START] = mine
-            table[row, W_ROLE] = role
-            return row
+    # a free row first: a dead member's row is left to the reclaimer (taking it would hide the
+    # death, and what the dead process held would never come back), unless nothing else is free
+    for dead_too in (False, True):
+        for row in range(table.shape[0]):
+            old = int(table[row, W_PID])
+            if (old == 0 or (dead_too and not _alive(table, row))) and _claim(table, row, old, pid):
+                table[row, W_START] = mine
+                table[row, W_ROLE] = role
+                return row
     return -1
 
 
