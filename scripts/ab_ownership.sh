@@ -16,8 +16,8 @@ rm -rf "$b" && mkdir -p "$b"
 git -C "$here" archive HEAD src | tar -x -C "$b"
 git -C "$here" show 098d76c:src/spp/runtime/ringcore.py > "$b/src/spp/runtime/ringcore.py"
 printf '\nEMPTY = -1\nCLAIM_WINDOW = 1024  # same pool layout as A\n' >> "$b/src/spp/runtime/ringcore.py"
-sed -i '/if checkpoint.requested():/,+1d' "$b/src/spp/runtime/worker.py"
-grep -q "checkpoint.requested" "$b/src/spp/runtime/worker.py" && { echo "B: checkpoint still there" >&2; exit 1; }
+sed -i '/if checkpoint.requested():/,+1d' "$b/src/spp/graph/worker.py"
+grep -q "checkpoint.requested" "$b/src/spp/graph/worker.py" && { echo "B: checkpoint still there" >&2; exit 1; }
 i=0
 while [ "$i" -lt "$pairs" ]; do
     for side in A B; do
