@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,7 +134,7 @@ def test_kill_secondary_then_primary(local: LocalStack) -> None:
             reclaimed = http.get("/v1/primary/status").json()["pool"]["reclaimed"]
             print(f"after kill -9 of vf 1 and of the primary: {reclaimed} buffers reclaimed, "
                   f"{queued} queued in rings, {dp.in_use - queued} stranded")
-            assert dp.in_use == queued
+            assert dp.in_use == queued, (dp.pool_ctrl[[0, 8, 16, 24]], local.log_tail("spp-primary-2", 30))
             assert dp.double_frees == 0
     finally:
         dp.close()
@@ -160,3 +161,38 @@ def test_primary_stopped_while_a_secondary_runs(local: LocalStack) -> None:
             assert local.procs["vf1"].wait(30) == 0
     finally:
         dp.close()
+
+
+def test_an_adopting_primary_knows_what_the_old_one_launched(local: LocalStack) -> None:
+    """kill -9 of a primary that launched a vf: the next primary lists it, refuses a second one, stops it."""
+    with httpx.Client(base_url=local.url, timeout=150) as http:
+        body = {"proc_name": "spp_vf", "client_id": 2, "eal": {"-l": "0,1"}, "app": {"-s": local.secondary_addr}}
+        assert http.put("/v1/primary/launch", json=body).status_code == 204
+        wait_for(lambda: {"type": "vf", "client-id": 2} in listed(local), timeout=120, message="vf 2 registered")
+        [launched] = http.get("/v1/primary/status").json()["processes"]
+        local.procs["spp-primary"].send_signal(signal.SIGKILL)
+        local.procs["spp-primary"].wait()
+        wait_for(lambda: {"type": "primary"} not in listed(local), timeout=60, message="spp-ctl to drop the primary")
+        local.spawn("spp-primary-2", [sys.executable, "-m", "spp.control.primary", "-s",
+                                      f"{local.host}:{local.pri_port}", "--file-prefix", local.prefix])
+        local.wait_process({"type": "primary"}, 60, check="spp-primary-2")
+        [adopted] = http.get("/v1/primary/status").json()["processes"]
+        assert (adopted["proc_name"], adopted["client_id"], adopted["pid"], adopted["alive"]) == (
+            "vf", 2, launched["pid"], True)
+        assert adopted["command"].endswith(launched["command"].split(" ", 1)[1])  # same options
+        assert "adopted vf 2 (pid" in local.log_tail("spp-primary-2", 50)
+        again = http.put("/v1/primary/launch", json=body)
+        assert again.status_code == 400 and "already running" in again.text
+        # the new primary's exit stops what the old one launched, and the segment goes with them
+        assert http.delete("/v1/primary").status_code == 204
+        wait_for(lambda: local.procs["spp-primary-2"].poll() is not None, timeout=30)
+        assert local.procs["spp-primary-2"].returncode == 0
+        wait_for(lambda: ended(launched["pid"]), timeout=15, message="vf 2 stopped")
+
+
+def ended(pid: int) -> bool:
+    """Process ``pid`` is gone or a zombie (its parent, the killed primary, cannot reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True

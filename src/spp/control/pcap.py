@@ -51,6 +51,7 @@ from spp import lang, ops
 from spp.lang.wire import error as error_reply
 from spp.lang.wire import success
 from spp.ports.base import Port, PortError, PortId, PortTable
+from spp.runtime import pause
 from spp.runtime.dataplane import M_LEN, M_OFF, M_ORIGLEN, Dataplane
 from spp.runtime.ringcore import C_TAIL, ring_count
 
@@ -356,6 +357,15 @@ class Pcap:
         return orphaned
 
     def _receive(self, port: Port) -> None:
+        # This thread takes buffers and touches rings: it pauses with the workers when the primary
+        # stops the world to reclaim a dead process's buffers (spp.runtime.pause), holding none.
+        checkpoint = pause.Checkpoint(self.dp)
+        try:
+            self._receive_bursts(port, checkpoint)
+        finally:
+            checkpoint.close(lambda: None)
+
+    def _receive_bursts(self, port: Port, checkpoint: pause.Checkpoint) -> None:
         dp = self.dp
         bufs = np.empty(BURST, np.int32)
         snap = self.snaplen
@@ -364,6 +374,8 @@ class Pcap:
         orphaned = self._orphaned()
         next_check = 0.0
         while True:
+            if checkpoint.requested():
+                checkpoint.hold(lambda: None)
             stopping = self._stop.is_set()
             if orphaned is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + ORPHAN_AFTER / 10

@@ -84,6 +84,8 @@ LOG = logging.getLogger("spp.primary")
 #: SPP's process names, and ours, to the kind of secondary they start.
 PROC_KINDS: Final[Mapping[str, str]] = lang.LAUNCH_KINDS
 DEFAULT_PROGRAMS: Final[Mapping[str, str]] = {k: f"spp-{k}" for k in ("nfv", "vf", "mirror", "pcap")}
+#: Kinds as numbered in the segment's table of launched processes (append only).
+LAUNCH_KINDS: Final = ("nfv", "vf", "mirror", "pcap")
 #: Options of the launch body's ``app`` passed on to a launched pcap (SPP's and ours).
 PCAP_APP_OPTIONS: Final = ("-c", "--out-dir", "--fsize", "--snaplen", "--count")
 DEFAULT_SECONDARY_PORT: Final = 6666
@@ -107,7 +109,7 @@ class Child:
     kind: str
     client_id: int
     argv: list[str]
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | members.Handle  # a Handle: launched by an earlier primary of the stack
     started: float = field(default_factory=time.time)
     reaped: bool = False
     #: The last lines the child wrote to stderr (they are copied to the primary's stderr too).
@@ -211,7 +213,7 @@ class Primary:
         self.ctl_host = ctl_host
         self.lcores = list(lcores)
         self.programs = {k: list(v) for k, v in (programs or {}).items()}
-        self.children: list[Child] = []
+        self.children: list[Child] = self._adopt_children()
         self.exit_requested = threading.Event()
         self._lock = threading.Lock()
         self._reclaim_blocked: list[int] = []
@@ -393,7 +395,21 @@ class Primary:
         child = Child(kind, cid, argv, popen)
         child.follow_stderr()
         self.children.append(child)
+        if not members.record_launch(self.dp.launched, popen.pid, LAUNCH_KINDS.index(kind), cid):
+            LOG.warning("%s %d: not written down in the stack (table full): a primary adopting the stack "
+                        "will not know it", kind, cid)
         return child
+
+    def _adopt_children(self) -> list[Child]:
+        """The live secondaries an earlier primary of this stack launched (written down in the segment)."""
+        out = []
+        for entry in members.launched(self.dp.launched):
+            if not 0 <= entry.kind < len(LAUNCH_KINDS):
+                continue
+            kind = LAUNCH_KINDS[entry.kind]
+            LOG.info("adopted %s %d (pid %d), launched by an earlier primary", kind, entry.client_id, entry.pid)
+            out.append(Child(kind, entry.client_id, members.cmdline(entry.pid), members.Handle(entry.pid)))
+        return out
 
     def secondary_args(self, kind: str, client_id: int, body: Mapping[str, Any]) -> list[str]:
         """The options passed to a launched secondary, from the launch body."""
@@ -432,6 +448,7 @@ class Primary:
             if code is not None and not child.reaped:
                 LOG.info("%s %d (pid %d) exited with %d", child.kind, child.client_id, child.popen.pid, code)
                 child.reaped = True
+                members.forget_launch(self.dp.launched, child.popen.pid)
 
     def stop_children(self, timeout: float = CHILD_STOP_TIMEOUT) -> None:
         """SIGTERM every running child, SIGKILL those still alive after ``timeout`` s."""

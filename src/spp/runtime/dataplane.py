@@ -30,7 +30,7 @@ from spp.runtime.shm import Segment, StackLock, mappers, segment_path
 from spp.runtime.stats import N_FIELDS
 
 MAGIC: Final = 0x5350505F504F4F4C  # "SPP_POOL"
-VERSION: Final = 2  # 2: the member table
+VERSION: Final = 3  # 2: the member table; 3: rings mark free slots EMPTY (nobody waits), launched table
 
 BUF_SIZE: Final = 2304
 HEADROOM: Final = 128
@@ -96,13 +96,15 @@ class Layout:
 
     @property
     def pool_ring(self) -> int:
-        return _pow2(self.n_bufs)
+        # room for every buffer plus what consumers may hold reserved: a free never finds it full
+        return _pow2(self.n_bufs + ringcore.CLAIM_WINDOW)
 
     def offsets(self) -> tuple[dict[str, tuple[int, tuple[int, ...], Any]], int]:
         spec: list[tuple[str, tuple[int, ...], Any, int]] = [
             ("header", (HEADER_WORDS,), np.int64, 64),
             ("members", (members.MAX_MEMBERS, members.MEMBER_COLS), np.int64, 64),
             ("workers", (MAX_WORKERS, WORKER_COLS), np.int64, 64),
+            ("launched", (members.MAX_LAUNCHED, members.LAUNCHED_COLS), np.int64, 64),
             ("pool_ctrl", (ringcore.CTRL_LEN,), np.int64, 64),
             ("pool_slots", (self.pool_ring,), np.int32, 64),
             ("refcnt", (self.n_bufs,), np.int32, 64),
@@ -236,6 +238,8 @@ class Dataplane:
         self.header = arrays["header"]
         self.members = arrays["members"]
         self.workers = arrays["workers"]
+        #: Secondaries the primary launched (:func:`members.record_launch`).
+        self.launched = arrays["launched"]
         self._member_row = -1
         self._lock: StackLock | None = None
         #: Live processes the segment was left to when this primary closed it (see :meth:`close`).
@@ -274,7 +278,10 @@ class Dataplane:
         hdr[H_OWNER_PID] = os.getpid()
         off, shape, _ = offs["pool_slots"]
         slots = np.frombuffer(seg.buf, np.int32, shape[0], off)
+        slots[:] = ringcore.EMPTY
         slots[: layout.n_bufs] = np.arange(layout.n_bufs, dtype=np.int32)
+        off, shape, _ = offs["ring_slots"]
+        np.frombuffer(seg.buf, np.int32, int(np.prod(shape)), off)[:] = ringcore.EMPTY
         off, shape, _ = offs["pool_ctrl"]
         ctrl = np.frombuffer(seg.buf, np.int64, shape[0], off)
         ctrl[ringcore.P_HEAD] = ctrl[ringcore.P_TAIL] = layout.n_bufs

@@ -22,7 +22,11 @@ way.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -86,12 +90,15 @@ def join(table: np.ndarray, role: int) -> int:
     """Take a row for this process in ``role``; return it (-1: the table is full)."""
     pid = os.getpid()
     mine = start_time(pid)
-    for row in range(table.shape[0]):
-        old = int(table[row, W_PID])
-        if (old == 0 or not _alive(table, row)) and _claim(table, row, old, pid):
-            table[row, W_START] = mine
-            table[row, W_ROLE] = role
-            return row
+    # a free row first: a dead member's row is left to the reclaimer (taking it would hide the
+    # death, and what the dead process held would never come back), unless nothing else is free
+    for dead_too in (False, True):
+        for row in range(table.shape[0]):
+            old = int(table[row, W_PID])
+            if (old == 0 or (dead_too and not _alive(table, row))) and _claim(table, row, old, pid):
+                table[row, W_START] = mine
+                table[row, W_ROLE] = role
+                return row
     return -1
 
 
@@ -128,3 +135,108 @@ def live(table: np.ndarray, *, exclude_self: bool = True) -> list[Member]:
 def describe(members: list[Member]) -> str:
     """``"secondary pid 12, secondary pid 13"``."""
     return ", ".join(str(m) for m in members)
+
+
+# --- what the primary launched ---------------------------------------------------
+#
+# The secondaries a primary launched are written down in the segment too, so that a
+# primary adopting the stack knows them (lists them in its status, refuses a second
+# launch of one, stops them when it stops): rows of (pid, start time, kind, client id).
+# The kind is a small number whose meaning is the primary's.
+
+MAX_LAUNCHED: Final = 64
+L_PID, L_START, L_KIND, L_CLIENT = range(4)
+LAUNCHED_COLS: Final = 4
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A live process a primary of the stack launched."""
+
+    pid: int
+    kind: int
+    client_id: int
+
+
+def record_launch(table: np.ndarray, pid: int, kind: int, client_id: int) -> bool:
+    """Write down that process ``pid`` was launched; False if the table is full."""
+    started = start_time(pid)
+    for row in range(table.shape[0]):
+        old = int(table[row, L_PID])
+        if (old == 0 or start_time(old) != int(table[row, L_START])) and _claim(table, row, old, pid):
+            table[row, L_START] = started
+            table[row, L_KIND] = kind
+            table[row, L_CLIENT] = client_id
+            return True
+    return False
+
+
+def forget_launch(table: np.ndarray, pid: int) -> None:
+    """Strike process ``pid`` off (it exited)."""
+    for row in range(table.shape[0]):
+        if int(table[row, L_PID]) == pid:
+            _claim(table, row, pid, 0)
+
+
+def launched(table: np.ndarray) -> list[Launched]:
+    """The launched processes still alive (rows of those gone are struck off)."""
+    out = []
+    for row in range(table.shape[0]):
+        pid = int(table[row, L_PID])
+        if pid <= 0:
+            continue
+        if start_time(pid) == int(table[row, L_START]):
+            out.append(Launched(pid, int(table[row, L_KIND]), int(table[row, L_CLIENT])))
+        else:
+            _claim(table, row, pid, 0)
+    return out
+
+
+def cmdline(pid: int) -> list[str]:
+    """Process ``pid``'s command line ([] if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+class Handle:
+    """A process this one did not start, seen through the part of ``subprocess.Popen`` a
+    primary uses (``pid``, ``poll``, ``terminate``, ``kill``, ``wait``).
+
+    It is known by PID and start time, so a reused PID is never signalled.  Its exit
+    status cannot be known (it is not our child): once gone, :meth:`poll` says 0.
+    """
+
+    stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._start = start_time(pid)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and (self._start < 0 or start_time(self.pid) != self._start):
+            self.returncode = 0
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code

@@ -9,9 +9,10 @@ With the world stopped (:mod:`spp.runtime.pause`: every live worker waits betwee
 calls, holding nothing), every reference to a buffer is either a free-list entry or
 a ring entry; any other reference belongs to the dead.  :func:`sweep` therefore
 
-1. closes open ring claims: entries a dead producer reserved but never published
-   are dropped (counted; their buffers are the dead process's), entries a dead
-   consumer reserved are taken as consumed (they are in its hands);
+1. closes the operations dead processes left open on rings (:func:`ringcore.recover`):
+   ids a dead producer wrote are published, slots it reserved but never wrote are
+   dropped (counted; those frames died in its hands), ids a dead consumer reserved
+   go back to the ring (it died before handing them to anybody);
 2. counts each buffer's ring entries and marks the free ones;
 3. sets each in-use buffer's reference count to its ring entries: a buffer with
    none goes back to the pool (``reclaimed``), a shared one loses only the dead
@@ -33,18 +34,6 @@ from spp.runtime.dataplane import H_RECLAIMED, Dataplane
 
 
 @njit(cache=True, nogil=True)
-def _close_claims(ctrl: np.ndarray) -> int:
-    """Close a dead process's open claims on one ring; return unpublished entries dropped."""
-    dropped = 0
-    if ctrl[ringcore.P_HEAD] != ctrl[ringcore.P_TAIL]:
-        dropped = ctrl[ringcore.P_HEAD] - ctrl[ringcore.P_TAIL]
-        ctrl[ringcore.P_HEAD] = ctrl[ringcore.P_TAIL]
-    if ctrl[ringcore.C_HEAD] != ctrl[ringcore.C_TAIL]:
-        ctrl[ringcore.C_TAIL] = ctrl[ringcore.C_HEAD]
-    return dropped
-
-
-@njit(cache=True, nogil=True)
 def sweep(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, ring_ctrl: np.ndarray,
           ring_slots: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
     """With the world stopped: return (buffers reclaimed, references dropped, ring entries dropped).
@@ -52,11 +41,11 @@ def sweep(pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.ndarray, ring_ctrl: 
     ``out`` is scratch of at least ``refcnt.shape[0]`` ids.
     """
     n = refcnt.shape[0]
-    dropped = _close_claims(pctrl)
+    dropped = ringcore.recover(pctrl, pslots)[0]
     refs = np.zeros(n, np.int64)
     for r in range(ring_ctrl.shape[0]):
         ctrl = ring_ctrl[r]
-        dropped += _close_claims(ctrl)
+        dropped += ringcore.recover(ctrl, ring_slots[r])[0]
         mask = ring_slots.shape[1] - 1
         for i in range(ctrl[ringcore.C_TAIL], ctrl[ringcore.P_TAIL]):
             refs[ring_slots[r, i & mask]] += 1
