@@ -361,3 +361,26 @@ def _tx_ring(dp: Dataplane, ring: object, frames: list[bytes]) -> None:
     for b, f in zip(ids, frames, strict=True):
         dp.write_frame(int(b), f)
     assert ring.tx_burst(ids, len(frames)) == len(frames)
+
+
+def test_an_observer_outside_the_fanout_counts_privately(dp: Dataplane, veth: Veth) -> None:
+    """spp-pcap's capture socket (fanout=False) sees every frame the port's user receives, and
+    counts them in its own row: phy:N's shared counters count each frame once."""
+    from spp.runtime.stats import RX_PACKETS
+
+    user = open_port(dp, "phy:0", iface=veth.local)
+    observer = PhyPort(dp, user.id, iface=veth.local, fanout=False)
+    assert user.fileno() is not None and observer.fileno() is not None
+    sock = ns_packet_socket(veth.ns, veth.peer)
+    try:
+        frames = [numbered(i) for i in range(20)]
+        for f in frames:
+            sock.send(f)
+        assert _rx_all(dp, user, 20)[0] == frames
+        assert _rx_all(dp, observer, 20)[0] == frames
+        assert int(dp.stats[user.slot, RX_PACKETS]) == 20 == int(user.stats[RX_PACKETS])
+        assert int(observer.stats[RX_PACKETS]) == 20
+    finally:
+        sock.close()
+        observer.close()
+        user.close()

@@ -76,7 +76,7 @@ from spp.runtime.atomics import load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, Dataplane, pool_alloc
 from spp.runtime.libc import EAGAIN, ENETDOWN, ENODEV, ENXIO, send_kick
 from spp.runtime.rawmem import copy_bytes, raw_array
-from spp.runtime.stats import ERRORS, REASON, stat_add
+from spp.runtime.stats import ERRORS, N_FIELDS, REASON, stat_add
 
 log = logging.getLogger(__name__)
 
@@ -525,6 +525,13 @@ class PhyPort(Port):
         if not self.iface or len(self.iface) > 15 or "/" in self.iface:
             raise PortError(f"{pid}: invalid interface name {self.iface!r} (1..15 characters, no '/')")
         self.fanout = fanout
+        #: Where this port counts: phy:N's shared row, or, for an observer outside the fanout
+        #: (spp-pcap's capture socket: the kernel hands it a copy of frames another process
+        #: also receives), a private row, so the port's shared counters never count a frame twice.
+        self._stab, self._sslot = dp.stats, self.slot
+        if not fanout:
+            self._stab, self._sslot = np.zeros((1, N_FIELDS), np.int64), 0
+            self.stats = self._stab[0]
         self.link = "gone"
         self.admin_up = False
         self.ifindex = 0
@@ -692,7 +699,7 @@ class PhyPort(Port):
                 return 0  # nothing ready: skip the compiled call (its argument unboxing costs µs)
             dp = self.dp
             return int(v3_rx(r.r8, r.r16, r.r32, rx.state, RX_BLOCK_SIZE, RX_BLOCKS, dp.pool_ctrl,
-                             dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, dp.stats, self.slot, bufs, n))
+                             dp.pool_slots, dp.refcnt, dp.header, dp.meta, dp.data, self._stab, self._sslot, bufs, n))
 
     def _tx(self, bufs: np.ndarray, n: int) -> int:
         if time.monotonic() >= self._next_check:
@@ -712,7 +719,7 @@ class PhyPort(Port):
                 self._scratch = np.empty(max(n, 2 * len(self._scratch)), np.int32)
             dp = self.dp
             k = int(phy_tx(tx.ring.r8, tx.ring.r32, tx.state, dp.pool_ctrl, dp.pool_slots, dp.refcnt, dp.header,
-                           dp.meta, dp.data, dp.stats, self.slot, bufs, n, self._scratch))
+                           dp.meta, dp.data, self._stab, self._sslot, bufs, n, self._scratch))
             if k < 0:
                 return self._drop_link_down(bufs, n)
         self.after_native()

@@ -105,24 +105,38 @@ def ring_enqueue(ctrl: np.ndarray, slots: np.ndarray, ids: np.ndarray, start: in
 
 @njit(cache=True, nogil=True)
 def ring_dequeue(ctrl: np.ndarray, slots: np.ndarray, out: np.ndarray, start: int, n: int) -> int:
-    """Dequeue up to ``n`` ids into ``out[start:]``; return how many."""
+    """Dequeue up to ``n`` ids into ``out[start:]``; return how many.
+
+    One claim takes at most ``CLAIM_WINDOW`` entries past the consumer tail; a request
+    for more (``Dataplane.alloc`` of a big batch) claims again once its first claim is
+    finished, so only a stuck (dead) consumer ever makes it return less than is there.
+    """
     size = slots.shape[0]
     mask = size - 1
-    while True:
-        head = load_acquire(ctrl, C_HEAD)
-        ptail = load_acquire(ctrl, P_TAIL)
-        k = ptail - head
-        k = min(k, n, load_acquire(ctrl, C_TAIL) + CLAIM_WINDOW - head)
-        if k <= 0:
-            return 0
-        if atomic_cas(ctrl, C_HEAD, head, head + k) == head:
+    got = 0
+    while got < n:
+        limited = False
+        while True:
+            head = load_acquire(ctrl, C_HEAD)
+            ptail = load_acquire(ctrl, P_TAIL)
+            k = min(ptail - head, n - got)
+            win = load_acquire(ctrl, C_TAIL) + CLAIM_WINDOW - head
+            limited = win < k
+            if limited:
+                k = win
+            if k <= 0:
+                return got
+            if atomic_cas(ctrl, C_HEAD, head, head + k) == head:
+                break
+        for i in range(k):
+            j = (head + i) & mask
+            out[start + got + i] = slots[j]
+            slots[j] = EMPTY
+        _advance(ctrl, slots, C_TAIL, C_HEAD, head, head + k, True)
+        got += k
+        if not limited:
             break
-    for i in range(k):
-        j = (head + i) & mask
-        out[start + i] = slots[j]
-        slots[j] = EMPTY
-    _advance(ctrl, slots, C_TAIL, C_HEAD, head, head + k, True)
-    return k
+    return got
 
 
 @njit(cache=True, nogil=True)
