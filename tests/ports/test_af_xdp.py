@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,7 +87,7 @@ from spp.testing import unique_prefix
 dp = Dataplane.create(unique_prefix("xdpc"), Layout(n_bufs=1024, n_rings=2, ring_size=64))
 port = open_port(dp, "phy:0", iface=sys.argv[1], driver="af_xdp")
 assert port.fileno() is not None  # the socket opens with the first receive
-print("ready", flush=True)
+print("ready", dp.seg.path, flush=True)
 time.sleep(600)
 """
 
@@ -97,8 +98,11 @@ def test_a_crashed_owner_s_program_is_removed_at_the_next_start(dp: Dataplane, v
     import sys
 
     child = subprocess.Popen([sys.executable, "-c", CHILD, veth.local], stdout=subprocess.PIPE, text=True)
+    seg = ""
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert child.stdout is not None
+        word, seg = child.stdout.readline().split()
+        assert word == "ready"
         assert xdp_attached(veth.local)
         with pytest.raises(PortError, match=rf"held by spp process {child.pid}"):
             open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
@@ -107,6 +111,8 @@ def test_a_crashed_owner_s_program_is_removed_at_the_next_start(dp: Dataplane, v
         child.wait()
         assert child.stdout is not None
         child.stdout.close()
+        if seg:  # the crashed process's segment (no primary of its prefix will ever clean it)
+            os.unlink(seg)
     assert xdp_attached(veth.local), "a killed process leaves its XDP program behind"
     with caplog.at_level("WARNING"):
         port = open_port(dp, "phy:0", iface=veth.local, driver="af_xdp")
