@@ -43,7 +43,7 @@ from typing import Any, Final
 import numpy as np
 from numba import njit
 
-from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
+from spp.ports.burst_tail import TX_OK, TX_RUNT, rx_burst_tail, tx_burst_tail, tx_fits
 from spp.runtime.atomics import load_acquire, store_release
 from spp.runtime.dataplane import DATA_ROOM, ETHER_MIN, HEADROOM, pool_alloc
 from spp.runtime.libc import EAGAIN, ENETDOWN, ENODEV, ENXIO, send_kick
@@ -196,19 +196,16 @@ def xdp_tx(xs: np.ndarray, pctrl: np.ndarray, pslots: np.ndarray, refcnt: np.nda
     toolong = 0
     while k < n:
         b = ids[k]
+        fit = tx_fits(data, meta, b, mtu, FRAME - 256)
+        if fit != TX_OK:
+            if fit == TX_RUNT:
+                runt += 1
+            else:
+                toolong += 1
+            k += 1
+            continue
         off = meta[b, 0]
         ln = meta[b, 1]
-        if ln < ETHER_MIN:
-            runt += 1
-            k += 1
-            continue
-        limit = mtu + 14
-        if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
-            limit += 4
-        if ln > limit or ln > FRAME - 256:
-            toolong += 1
-            k += 1
-            continue
         if queued >= room or nf == 0:
             break
         nf -= 1

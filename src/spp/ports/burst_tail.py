@@ -19,10 +19,29 @@ from typing import Final
 import numpy as np
 from numba import njit
 
-from spp.runtime.dataplane import pool_free
+from spp.runtime.dataplane import ETHER_MIN, pool_free
 from spp.runtime.stats import REASON, RX_BYTES, RX_PACKETS, TX_BYTES, TX_PACKETS, stat_add
 
 _RUNT: Final = REASON["runt"]
+#: :func:`tx_fits` verdicts.
+TX_OK, TX_RUNT, TX_TOO_LONG = 0, 1, 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def tx_fits(data: np.ndarray, meta: np.ndarray, b: int, mtu: int, room: int) -> int:
+    """Whether an interface can send buffer ``b``: :data:`TX_RUNT` below 60 bytes,
+    :data:`TX_TOO_LONG` past the MTU (plus the Ethernet header, plus 4 for a VLAN tag) or
+    past ``room`` (the driver's slot), else :data:`TX_OK`.  The phy drivers' one check."""
+    off = meta[b, 0]
+    ln = meta[b, 1]
+    if ln < ETHER_MIN:
+        return TX_RUNT
+    limit = mtu + 14
+    if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
+        limit += 4
+    if ln > limit or ln > room:
+        return TX_TOO_LONG
+    return TX_OK
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -68,7 +68,7 @@ from numba import njit
 
 from spp.ports.af_xdp import XS_FD, XS_KICK, XS_MTU, XS_UP, xdp_rx_at, xdp_tx_at
 from spp.ports.base import Port, PortError, PortId, register_driver
-from spp.ports.burst_tail import rx_burst_tail, tx_burst_tail
+from spp.ports.burst_tail import TX_OK, TX_RUNT, rx_burst_tail, tx_burst_tail, tx_fits
 from spp.ports.csum import TP_STATUS_CSUMNOTREADY, complete_l4_checksum
 from spp.ports.native import KIND_PHY
 from spp.runtime import quiesce
@@ -295,19 +295,16 @@ def v2_tx(r8: np.ndarray, r32: np.ndarray, st: np.ndarray, fsize: int, fnr: int,
     toolong = 0
     while k < n:
         b = ids[k]
+        fit = tx_fits(data, meta, b, mtu, fsize - TX_DATA_OFF)
+        if fit != TX_OK:
+            if fit == TX_RUNT:
+                runt += 1
+            else:
+                toolong += 1
+            k += 1
+            continue
         off = meta[b, 0]
         ln = meta[b, 1]
-        if ln < ETHER_MIN:
-            runt += 1
-            k += 1
-            continue
-        limit = mtu + 14
-        if data[b, off + 12] == 0x81 and data[b, off + 13] == 0x00:
-            limit += 4
-        if ln > limit or ln > fsize - TX_DATA_OFF:
-            toolong += 1
-            k += 1
-            continue
         base = head * fsize
         s = load_acquire(r32, base // 4)
         if s not in (TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT):
